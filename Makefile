@@ -1,0 +1,36 @@
+# vdist: every entry point installs what is missing, configures, builds (-j2) and runs.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all setup configure build demo test bench format format-check clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+demo: build
+	@$(BUILD_DIR)/bin/vdist demo
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j$(JOBS)
+
+bench: build
+	@$(BUILD_DIR)/bin/vdist bench transport
+
+format:
+	@git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.hpp' '*.cpp' | xargs clang-format --dry-run --Werror
+
+clean:
+	@rm -rf $(BUILD_DIR)
