@@ -7,7 +7,7 @@ namespace vdist::transport {
 namespace {
 
 class category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "vdist.transport"; }
 
     std::string message(int value) const override {

@@ -135,13 +135,13 @@ concept channel = requires(C& c, std::span<const std::byte> out, std::span<std::
 /// RAII batch: notifications are checked once when it ends.
 template <channel C>
 class batch_scope {
-public:
+  public:
     explicit batch_scope(C& c) noexcept : channel_(c) { channel_.begin_batch(); }
     ~batch_scope() { (void)channel_.end_batch(); }
     batch_scope(const batch_scope&) = delete;
     batch_scope& operator=(const batch_scope&) = delete;
 
-private:
+  private:
     C& channel_;
 };
 

@@ -10,17 +10,17 @@ namespace vdist::transport {
 
 /// Transport failures. System call failures travel as std::system_category codes instead.
 enum class errc {
-    ring_corrupt = 1,  ///< the peer published impossible indices or frame headers
-    peer_gone,         ///< the peer closed the channel or died, and nothing is left to read
-    stale_generation,  ///< the handle belongs to an earlier generation of the channel
-    frame_too_large,   ///< a frame or all-or-nothing message can never fit in the ring
-    invalid_order,     ///< ring orders in the control page are out of 10..20 or collide
-    invalid_grant,     ///< a grant reference is zero, unknown, or out of range
-    rendezvous_failed, ///< the rendezvous record is missing or malformed
-    timed_out,         ///< a blocking operation reached its deadline
-    not_connected,     ///< the peer has not attached yet
-    misaligned_frame,  ///< frame API used on a ring that is not at a frame boundary
-    protocol_error,    ///< the peer broke the setup protocol (bad message on the rendezvous)
+    ring_corrupt = 1,   ///< the peer published impossible indices or frame headers
+    peer_gone,          ///< the peer closed the channel or died, and nothing is left to read
+    stale_generation,   ///< the handle belongs to an earlier generation of the channel
+    frame_too_large,    ///< a frame or all-or-nothing message can never fit in the ring
+    invalid_order,      ///< ring orders in the control page are out of 10..20 or collide
+    invalid_grant,      ///< a grant reference is zero, unknown, or out of range
+    rendezvous_failed,  ///< the rendezvous record is missing or malformed
+    timed_out,          ///< a blocking operation reached its deadline
+    not_connected,      ///< the peer has not attached yet
+    misaligned_frame,   ///< frame API used on a ring that is not at a frame boundary
+    protocol_error,     ///< the peer broke the setup protocol (bad message on the rendezvous)
 };
 
 /// The category of errc values ("vdist.transport").

@@ -48,8 +48,8 @@ struct vchan_address {
 
     /// The XenStore directory holding `ring-ref` and `event-channel`.
     [[nodiscard]] std::string xenstore_path() const {
-        return "/local/domain/" + std::to_string(server) + "/data/vchan/" +
-               std::to_string(client) + "/" + port;
+        return "/local/domain/" + std::to_string(server) + "/data/vchan/" + std::to_string(client) +
+               "/" + port;
     }
 };
 

@@ -38,8 +38,8 @@ struct ring_shared {
 
 /// The fixed head of the control page (libxenvchan `struct vchan_interface` without `grants[]`).
 struct vchan_control {
-    ring_shared left;  ///< client writes, server reads
-    ring_shared right; ///< server writes, client reads
+    ring_shared left;   ///< client writes, server reads
+    ring_shared right;  ///< server writes, client reads
     std::uint16_t left_order;
     std::uint16_t right_order;
     std::uint8_t cli_live;
@@ -158,7 +158,7 @@ struct ring_orders {
 /// Typed access to a mapped control page. Every access to a field the peer can write goes
 /// through an atomic_ref, so that the compiler reads it exactly once where the code reads it.
 class vchan_page {
-public:
+  public:
     explicit vchan_page(std::byte* page) noexcept : page_(page) {}
 
     [[nodiscard]] vchan_control& control() const noexcept {
@@ -183,7 +183,7 @@ public:
     }
     [[nodiscard]] std::byte* data() const noexcept { return page_; }
 
-private:
+  private:
     std::byte* page_;
 };
 

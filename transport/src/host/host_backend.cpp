@@ -1,0 +1,616 @@
+#include "vdist/transport/host_backend.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace vdist::transport {
+namespace internal {
+
+inline constexpr std::size_t host_page = 4096;
+inline constexpr std::size_t grant_table_pages = std::size_t{1} << 18;  // 1 GiB, sparse
+
+/// What a server sends a client on the rendezvous socket, with three fds (SCM_RIGHTS):
+/// the grant-table memfd, the eventfd the server waits on, the eventfd the client waits on.
+struct host_hello {
+    static constexpr std::uint32_t expected_magic = 0x76647374;  // "vdst"
+    static constexpr std::uint16_t expected_version = 1;
+    std::uint32_t magic = expected_magic;
+    std::uint16_t version = expected_version;
+    std::uint16_t reserved = 0;
+    std::uint32_t ring_ref = 0;
+    std::uint32_t port = 0;
+};
+inline constexpr std::size_t hello_fd_count = 3;
+
+struct pending_binding {
+    unique_fd connection;
+    unique_fd to_server;
+    unique_fd to_client;
+};
+
+struct peer_table {
+    unique_fd fd;
+    std::size_t pages = 0;
+};
+
+struct host_domain {
+    domid_t domid = 0;
+    std::filesystem::path run_dir;
+    unique_fd table;
+    std::vector<bool> used = std::vector<bool>(grant_table_pages, false);
+    std::size_t shared_pages = 0;
+    event_port next_port = 1;
+    std::map<event_port, std::weak_ptr<host_link>> unbound;
+    std::map<domid_t, peer_table> peer_tables;
+    std::map<std::pair<domid_t, event_port>, pending_binding> pending;
+};
+
+/// The rendezvous socket of one channel: listening until the client attaches, then connected
+/// for the channel's life so that a hang-up reveals a dead peer.
+struct host_link {
+    domid_t peer = 0;
+    std::shared_ptr<host_domain> domain;  // server side: the table fd to hand over
+    int poll_fd = -1;                     // the port's epoll set (borrowed)
+    unique_fd listener;
+    unique_fd connection;
+    std::filesystem::path path;
+    vchan_offer offer;
+    unique_fd give_to_server;
+    unique_fd give_to_client;
+    bool gone = false;
+
+    void stop_listening() noexcept {
+        if (listener) {
+            listener.reset();
+            std::error_code ignored;
+            std::filesystem::remove(path, ignored);
+        }
+    }
+};
+
+namespace {
+
+result<unique_fd> make_eventfd() {
+    unique_fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd) {
+        return fail_errno();
+    }
+    return fd;
+}
+
+result<void> watch(int poll_fd, int fd) {
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLRDHUP;
+    event.data.fd = fd;
+    if (::epoll_ctl(poll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+        return fail_errno();
+    }
+    return {};
+}
+
+result<void> send_hello(int socket, const host_link& link) {
+    host_hello hello;
+    hello.ring_ref = link.offer.ring_ref;
+    hello.port = link.offer.port;
+    iovec iov{&hello, sizeof hello};
+    std::array<int, hello_fd_count> fds{link.domain->table.get(), link.give_to_server.get(),
+                                        link.give_to_client.get()};
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof fds)> control{};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(header), fds.data(), sizeof fds);
+    if (::sendmsg(socket, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
+        return fail_errno();
+    }
+    return {};
+}
+
+struct received_hello {
+    host_hello hello;
+    std::vector<unique_fd> fds;
+};
+
+/// Receive and validate the server's hello. Every fd received is owned, even on failure.
+result<received_hello> receive_hello(int socket) {
+    received_hello received;
+    iovec iov{&received.hello, sizeof received.hello};
+    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * 8)> control{};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    if (n < 0) {
+        return fail_errno();
+    }
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+         header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        const std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+            received.fds.emplace_back(fd);
+        }
+    }
+    if (n != static_cast<ssize_t>(sizeof received.hello) || (message.msg_flags & MSG_CTRUNC) ||
+        received.fds.size() != hello_fd_count ||
+        received.hello.magic != host_hello::expected_magic ||
+        received.hello.version != host_hello::expected_version) {
+        return fail(errc::protocol_error);
+    }
+    return received;
+}
+
+timespec to_timespec(std::chrono::nanoseconds t) {
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(t);
+    return timespec{static_cast<time_t>(seconds.count()), static_cast<long>((t - seconds).count())};
+}
+
+}  // namespace
+}  // namespace internal
+
+using internal::host_page;
+
+// --- grant memory -------------------------------------------------------------------------------
+
+host_grant_memory::shared_pages::shared_pages(std::shared_ptr<internal::host_domain> domain,
+                                              std::byte* data, std::vector<grant_ref> refs) noexcept
+    : domain_(std::move(domain)), data_(data), refs_(std::move(refs)) {}
+
+host_grant_memory::shared_pages::shared_pages(shared_pages&& other) noexcept
+    : domain_(std::move(other.domain_)),
+      data_(std::exchange(other.data_, nullptr)),
+      refs_(std::move(other.refs_)) {}
+
+host_grant_memory::shared_pages& host_grant_memory::shared_pages::operator=(
+    shared_pages&& other) noexcept {
+    if (this != &other) {
+        release();
+        domain_ = std::move(other.domain_);
+        data_ = std::exchange(other.data_, nullptr);
+        refs_ = std::move(other.refs_);
+    }
+    return *this;
+}
+
+host_grant_memory::shared_pages::~shared_pages() {
+    release();
+}
+
+void host_grant_memory::shared_pages::release() noexcept {
+    if (data_ == nullptr) {
+        return;
+    }
+    ::munmap(data_, size());
+    // Zero and free the pages, so that a later share starts from zeroed memory.
+    ::fallocate(domain_->table.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                static_cast<off_t>(refs_.front() * host_page),
+                static_cast<off_t>(refs_.size() * host_page));
+    for (grant_ref ref : refs_) {
+        domain_->used[ref] = false;
+    }
+    domain_->shared_pages -= refs_.size();
+    data_ = nullptr;
+}
+
+host_grant_memory::mapped_pages::mapped_pages(mapped_pages&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+host_grant_memory::mapped_pages& host_grant_memory::mapped_pages::operator=(
+    mapped_pages&& other) noexcept {
+    if (this != &other) {
+        if (data_ != nullptr) {
+            ::munmap(data_, size_);
+        }
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+host_grant_memory::mapped_pages::~mapped_pages() {
+    if (data_ != nullptr) {
+        ::munmap(data_, size_);
+    }
+}
+
+result<host_grant_memory::shared_pages> host_grant_memory::share(domid_t, std::size_t pages,
+                                                                 std::optional<unmap_notify>) {
+    auto& domain = *domain_;
+    if (pages == 0) {
+        return std::unexpected(std::make_error_code(std::errc::invalid_argument));
+    }
+    // First fit of a contiguous run, so the pages map as one range on both sides.
+    std::size_t first = 1;
+    std::size_t run = 0;
+    for (std::size_t page = 1; page < domain.used.size() && run < pages; ++page) {
+        if (domain.used[page]) {
+            run = 0;
+            first = page + 1;
+        } else {
+            ++run;
+        }
+    }
+    if (run < pages) {
+        return std::unexpected(std::make_error_code(std::errc::not_enough_memory));
+    }
+    void* data = ::mmap(nullptr, pages * host_page, PROT_READ | PROT_WRITE, MAP_SHARED,
+                        domain.table.get(), static_cast<off_t>(first * host_page));
+    if (data == MAP_FAILED) {
+        return fail_errno();
+    }
+    std::vector<grant_ref> refs(pages);
+    for (std::size_t i = 0; i < pages; ++i) {
+        refs[i] = static_cast<grant_ref>(first + i);
+        domain.used[first + i] = true;
+    }
+    domain.shared_pages += pages;
+    return shared_pages(domain_, static_cast<std::byte*>(data), std::move(refs));
+}
+
+result<host_grant_memory::mapped_pages> host_grant_memory::map(domid_t peer,
+                                                               std::span<const grant_ref> refs,
+                                                               page_access access,
+                                                               std::optional<unmap_notify>) {
+    auto table = domain_->peer_tables.find(peer);
+    if (table == domain_->peer_tables.end() || refs.empty()) {
+        return fail(errc::invalid_grant);
+    }
+    for (grant_ref ref : refs) {
+        if (ref == 0 || ref >= table->second.pages) {
+            return fail(errc::invalid_grant);
+        }
+    }
+    const std::size_t size = refs.size() * host_page;
+    void* base = ::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        return fail_errno();
+    }
+    mapped_pages mapping(static_cast<std::byte*>(base), size);
+    const int protection = access == page_access::read_write ? PROT_READ | PROT_WRITE : PROT_READ;
+    // Map each run of consecutive refs with one call; refs from a peer need not be consecutive.
+    for (std::size_t start = 0; start < refs.size();) {
+        std::size_t end = start + 1;
+        while (end < refs.size() && refs[end] == refs[end - 1] + 1) {
+            ++end;
+        }
+        void* at = ::mmap(mapping.data() + start * host_page, (end - start) * host_page, protection,
+                          MAP_SHARED | MAP_FIXED, table->second.fd.get(),
+                          static_cast<off_t>(refs[start] * host_page));
+        if (at == MAP_FAILED) {
+            return fail_errno();
+        }
+        start = end;
+    }
+    return mapping;
+}
+
+// --- event channel ------------------------------------------------------------------------------
+
+host_event_channel::port::port(event_port number, unique_fd wait_fd, unique_fd notify_fd,
+                               std::shared_ptr<internal::host_link> link)
+    : number_(number),
+      wait_fd_(std::move(wait_fd)),
+      notify_fd_(std::move(notify_fd)),
+      poll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
+      link_(std::move(link)) {
+    link_->poll_fd = poll_fd_.get();
+}
+
+host_event_channel::port::port(port&&) noexcept = default;
+host_event_channel::port& host_event_channel::port::operator=(port&&) noexcept = default;
+host_event_channel::port::~port() {
+    if (link_) {
+        link_->poll_fd = -1;
+    }
+}
+
+result<void> host_event_channel::port::notify() {
+    const std::uint64_t one = 1;
+    if (::write(notify_fd_.get(), &one, sizeof one) < 0 && errno != EAGAIN) {
+        return fail_errno();
+    }
+    return {};
+}
+
+void host_event_channel::port::service() {
+    auto& link = *link_;
+    if (link.listener) {
+        unique_fd client(
+            ::accept4(link.listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (client && internal::send_hello(client.get(), link)) {
+            link.stop_listening();
+            link.give_to_server.reset();
+            link.give_to_client.reset();
+            if (internal::watch(poll_fd_.get(), client.get())) {
+                link.connection = std::move(client);
+            }
+        }
+    }
+    if (link.connection) {
+        // The peer never writes to the socket after the hello: readable means hang-up.
+        std::array<char, 64> sink{};
+        const ssize_t n = ::recv(link.connection.get(), sink.data(), sink.size(), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            link.gone = true;
+            link.connection.reset();  // closing removes it from the epoll set
+        }
+    }
+    std::uint64_t events = 0;
+    (void)::read(wait_fd_.get(), &events, sizeof events);
+}
+
+result<wait_outcome> host_event_channel::port::wait(std::chrono::nanoseconds timeout) {
+    pollfd fd{poll_fd_.get(), POLLIN, 0};
+    timespec limit{};
+    timespec* limit_ptr = nullptr;
+    if (timeout != forever) {
+        limit = internal::to_timespec(std::max(timeout, std::chrono::nanoseconds::zero()));
+        limit_ptr = &limit;
+    }
+    const int ready = ::ppoll(&fd, 1, limit_ptr, nullptr);
+    if (ready < 0) {
+        if (errno == EINTR) {
+            return wait_outcome::notified;  // a spurious wake-up; callers re-check
+        }
+        return fail_errno();
+    }
+    if (ready == 0) {
+        return wait_outcome::timed_out;
+    }
+    service();
+    return wait_outcome::notified;
+}
+
+bool host_event_channel::port::peer_alive() {
+    if (link_->gone) {
+        return false;
+    }
+    pollfd fd{poll_fd_.get(), POLLIN, 0};
+    if (::poll(&fd, 1, 0) > 0) {
+        service();
+    }
+    return !link_->gone;
+}
+
+result<host_event_channel::port> host_event_channel::bind_unbound_port(domid_t peer) {
+    auto to_server = internal::make_eventfd();
+    auto to_client = internal::make_eventfd();
+    if (!to_server || !to_client) {
+        return std::unexpected(!to_server ? to_server.error() : to_client.error());
+    }
+    auto link = std::make_shared<internal::host_link>();
+    link->peer = peer;
+    link->domain = domain_;
+    link->give_to_server.reset(::fcntl(to_server->get(), F_DUPFD_CLOEXEC, 0));
+    link->give_to_client.reset(::fcntl(to_client->get(), F_DUPFD_CLOEXEC, 0));
+    if (!link->give_to_server || !link->give_to_client) {
+        return fail_errno();
+    }
+    const event_port number = domain_->next_port++;
+    domain_->unbound[number] = link;
+    port bound(number, std::move(*to_server), std::move(*to_client), link);
+    if (!bound.poll_fd_) {
+        return fail_errno();
+    }
+    if (auto watched = internal::watch(bound.poll_fd_.get(), bound.wait_fd_.get()); !watched) {
+        return std::unexpected(watched.error());
+    }
+    return bound;
+}
+
+result<host_event_channel::port> host_event_channel::bind_interdomain(domid_t peer,
+                                                                      event_port remote) {
+    auto pending = domain_->pending.find({peer, remote});
+    if (pending == domain_->pending.end()) {
+        return fail(errc::rendezvous_failed);
+    }
+    auto binding = std::move(pending->second);
+    domain_->pending.erase(pending);
+    auto link = std::make_shared<internal::host_link>();
+    link->peer = peer;
+    const event_port number = domain_->next_port++;
+    port bound(number, std::move(binding.to_client), std::move(binding.to_server), link);
+    if (!bound.poll_fd_) {
+        return fail_errno();
+    }
+    for (int fd : {bound.wait_fd_.get(), binding.connection.get()}) {
+        if (auto watched = internal::watch(bound.poll_fd_.get(), fd); !watched) {
+            return std::unexpected(watched.error());
+        }
+    }
+    link->connection = std::move(binding.connection);
+    return bound;
+}
+
+// --- rendezvous ---------------------------------------------------------------------------------
+
+host_rendezvous::publication::~publication() {
+    if (link_) {
+        link_->stop_listening();
+    }
+}
+
+std::filesystem::path host_rendezvous::socket_path(const std::filesystem::path& run_dir,
+                                                   const vchan_address& address) {
+    return run_dir / ("vchan." + std::to_string(address.server) + "." +
+                      std::to_string(address.client) + "." + address.port + ".sock");
+}
+
+namespace {
+
+result<sockaddr_un> unix_address(const std::filesystem::path& path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string text = path.string();
+    if (text.size() >= sizeof address.sun_path) {
+        return std::unexpected(std::make_error_code(std::errc::filename_too_long));
+    }
+    std::memcpy(address.sun_path, text.c_str(), text.size() + 1);
+    return address;
+}
+
+}  // namespace
+
+result<host_rendezvous::publication> host_rendezvous::publish(const vchan_address& address,
+                                                              vchan_offer offer) {
+    auto found = domain_->unbound.find(offer.port);
+    auto link = found == domain_->unbound.end() ? nullptr : found->second.lock();
+    if (!link || address.server != domain_->domid || address.client != link->peer ||
+        link->poll_fd < 0) {
+        return fail(errc::rendezvous_failed);
+    }
+    domain_->unbound.erase(found);
+    const auto path = socket_path(domain_->run_dir, address);
+    auto socket_address = unix_address(path);
+    if (!socket_address) {
+        return std::unexpected(socket_address.error());
+    }
+    unique_fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listener) {
+        return fail_errno();
+    }
+    ::unlink(path.c_str());  // a stale socket of a dead server
+    if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&*socket_address),
+               sizeof *socket_address) != 0 ||
+        ::listen(listener.get(), 4) != 0) {
+        return fail_errno();
+    }
+    if (auto watched = internal::watch(link->poll_fd, listener.get()); !watched) {
+        return std::unexpected(watched.error());
+    }
+    link->listener = std::move(listener);
+    link->path = path;
+    link->offer = offer;
+    return publication(std::move(link));
+}
+
+result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
+                                            std::chrono::nanoseconds timeout) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = timeout == forever ? clock::time_point::max() : clock::now() + timeout;
+    auto socket_address = unix_address(socket_path(domain_->run_dir, address));
+    if (!socket_address) {
+        return std::unexpected(socket_address.error());
+    }
+    unique_fd connection;
+    for (;;) {
+        connection.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!connection) {
+            return fail_errno();
+        }
+        if (::connect(connection.get(), reinterpret_cast<const sockaddr*>(&*socket_address),
+                      sizeof *socket_address) == 0) {
+            break;
+        }
+        if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) {
+            return fail_errno();
+        }
+        if (clock::now() >= deadline) {
+            return fail(errc::timed_out);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    // The server answers from its own thread when it next services the port.
+    for (;;) {
+        pollfd fd{connection.get(), POLLIN, 0};
+        int wait_ms = 100;
+        if (deadline != clock::time_point::max()) {
+            const auto remaining =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+            if (remaining.count() <= 0) {
+                return fail(errc::timed_out);
+            }
+            wait_ms = static_cast<int>(std::min<std::int64_t>(remaining.count(), 100));
+        }
+        const int ready = ::poll(&fd, 1, wait_ms);
+        if (ready > 0) {
+            break;
+        }
+        if (ready < 0 && errno != EINTR) {
+            return fail_errno();
+        }
+    }
+    auto received = internal::receive_hello(connection.get());
+    if (!received) {
+        return std::unexpected(received.error());
+    }
+    struct stat table {};
+    if (::fstat(received->fds[0].get(), &table) != 0 || !S_ISREG(table.st_mode) ||
+        table.st_size % static_cast<off_t>(host_page) != 0 || received->hello.ring_ref == 0) {
+        return fail(errc::protocol_error);
+    }
+    const int flags = ::fcntl(connection.get(), F_GETFL);
+    ::fcntl(connection.get(), F_SETFL, flags | O_NONBLOCK);
+    const vchan_offer offer{received->hello.ring_ref, received->hello.port};
+    domain_->peer_tables[address.server] = internal::peer_table{
+        std::move(received->fds[0]), static_cast<std::size_t>(table.st_size) / host_page};
+    domain_->pending[{address.server, offer.port}] = internal::pending_binding{
+        std::move(connection), std::move(received->fds[1]), std::move(received->fds[2])};
+    return offer;
+}
+
+// --- backend ------------------------------------------------------------------------------------
+
+host_backend::host_backend(std::shared_ptr<internal::host_domain> domain)
+    : domain_(std::move(domain)),
+      memory_(std::make_unique<host_grant_memory>(domain_)),
+      events_(std::make_unique<host_event_channel>(domain_)),
+      directory_(std::make_unique<host_rendezvous>(domain_)) {}
+
+host_backend::~host_backend() = default;
+
+result<host_backend> host_backend::create(domid_t domid, std::filesystem::path run_dir) {
+    std::error_code error;
+    std::filesystem::create_directories(run_dir, error);
+    if (error) {
+        return std::unexpected(error);
+    }
+    auto domain = std::make_shared<internal::host_domain>();
+    domain->domid = domid;
+    domain->run_dir = std::move(run_dir);
+    const std::string name = "vdist-grant-table-" + std::to_string(domid);
+    domain->table.reset(::memfd_create(name.c_str(), MFD_CLOEXEC));
+    if (!domain->table) {
+        return fail_errno();
+    }
+    if (::ftruncate(domain->table.get(),
+                    static_cast<off_t>(internal::grant_table_pages * host_page)) != 0) {
+        return fail_errno();
+    }
+    return host_backend(std::move(domain));
+}
+
+domid_t host_backend::domid() const noexcept {
+    return domain_->domid;
+}
+
+std::size_t host_backend::shared_page_count() const noexcept {
+    return domain_->shared_pages;
+}
+
+}  // namespace vdist::transport
