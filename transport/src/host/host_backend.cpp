@@ -337,7 +337,7 @@ result<void> host_event_channel::port::notify() {
     return {};
 }
 
-void host_event_channel::port::service() {
+void host_event_channel::port::service(bool consume_event) {
     auto& link = *link_;
     if (link.listener) {
         unique_fd client(
@@ -360,8 +360,10 @@ void host_event_channel::port::service() {
             link.connection.reset();  // closing removes it from the epoll set
         }
     }
-    std::uint64_t events = 0;
-    (void)::read(wait_fd_.get(), &events, sizeof events);
+    if (consume_event) {
+        std::uint64_t events = 0;
+        (void)::read(wait_fd_.get(), &events, sizeof events);
+    }
 }
 
 result<wait_outcome> host_event_channel::port::wait(std::chrono::nanoseconds timeout) {
@@ -382,7 +384,7 @@ result<wait_outcome> host_event_channel::port::wait(std::chrono::nanoseconds tim
     if (ready == 0) {
         return wait_outcome::timed_out;
     }
-    service();
+    service(true);
     return wait_outcome::notified;
 }
 
@@ -392,7 +394,7 @@ bool host_event_channel::port::peer_alive() {
     }
     pollfd fd{poll_fd_.get(), POLLIN, 0};
     if (::poll(&fd, 1, 0) > 0) {
-        service();
+        service(false);  // an event stays pending for the next wait(): never swallow a wake-up
     }
     return !link_->gone;
 }

@@ -49,7 +49,8 @@ result<void> wait_for(int socket, short events, steady_clock::time_point deadlin
             }
             // Rounded up: rounding down would spin on poll(0) through the last millisecond.
             const auto left_ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-            timeout_ms = static_cast<int>(std::min<std::chrono::milliseconds::rep>(left_ms, INT_MAX));
+            timeout_ms =
+                static_cast<int>(std::min<std::chrono::milliseconds::rep>(left_ms, INT_MAX));
         }
         pollfd watched{socket, events, 0};
         const int ready = ::poll(&watched, 1, timeout_ms);
@@ -78,7 +79,7 @@ void store_le32(std::byte* bytes, std::uint32_t value) noexcept {
 
 /// A file descriptor closed on destruction unless released.
 class unique_fd {
-public:
+  public:
     explicit unique_fd(int fd) noexcept : fd_(fd) {}
     unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
     unique_fd(const unique_fd&) = delete;
@@ -93,13 +94,13 @@ public:
     [[nodiscard]] int get() const noexcept { return fd_; }
     [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
 
-private:
+  private:
     int fd_;
 };
 
 /// getaddrinfo() reports its own error numbers (EAI_*), not errno values.
 class resolver_category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "getaddrinfo"; }
     std::string message(int value) const override { return ::gai_strerror(value); }
 };
@@ -236,8 +237,7 @@ struct tcp_channel::state {
     /// One send(); 0 when the kernel's buffer is full.
     [[nodiscard]] result<std::size_t> send_now(std::span<const std::byte> bytes) {
         for (;;) {
-            const auto sent =
-                ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            const auto sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (sent >= 0) {
                 bytes_sent.fetch_add(static_cast<std::uint64_t>(sent), std::memory_order_relaxed);
                 return static_cast<std::size_t>(sent);
@@ -425,7 +425,9 @@ result<tcp_channel> tcp_channel::connect(std::string_view host, std::uint16_t po
          address = address->ai_next) {
         auto socket = connect_to(*address, deadline);
         if (socket) {
-            return tcp_channel(socket->release(), options);
+            tcp_channel channel(socket->get(), options);
+            (void)socket->release();  // the channel owns it now
+            return channel;
         }
         last_error = socket.error();
         if (last_error == errc::timed_out) {
@@ -626,7 +628,9 @@ result<void> tcp_channel::flush(std::chrono::nanoseconds timeout) {
     return state_->drain(deadline_after(timeout));
 }
 
-void tcp_channel::begin_batch() noexcept { ++state_->batch_depth; }
+void tcp_channel::begin_batch() noexcept {
+    ++state_->batch_depth;
+}
 
 result<void> tcp_channel::end_batch() {
     if (state_->batch_depth != 0 && --state_->batch_depth != 0) {
@@ -635,7 +639,9 @@ result<void> tcp_channel::end_batch() {
     return flush();
 }
 
-std::size_t tcp_channel::pending_bytes() const noexcept { return state_->pending(); }
+std::size_t tcp_channel::pending_bytes() const noexcept {
+    return state_->pending();
+}
 
 // ---- reader side ----
 
@@ -660,8 +666,7 @@ result<std::size_t> tcp_channel::read_some(std::span<std::byte> into) {
     return got;
 }
 
-result<std::size_t> tcp_channel::read(std::span<std::byte> into,
-                                      std::chrono::nanoseconds timeout) {
+result<std::size_t> tcp_channel::read(std::span<std::byte> into, std::chrono::nanoseconds timeout) {
     const auto deadline = deadline_after(timeout);
     for (;;) {
         auto got = read_some(into);
@@ -674,8 +679,7 @@ result<std::size_t> tcp_channel::read(std::span<std::byte> into,
     }
 }
 
-result<void> tcp_channel::read_exact(std::span<std::byte> into,
-                                     std::chrono::nanoseconds timeout) {
+result<void> tcp_channel::read_exact(std::span<std::byte> into, std::chrono::nanoseconds timeout) {
     if (auto readable = state_->check_readable(); !readable) {
         return readable;
     }
@@ -766,8 +770,7 @@ result<transport::read_frame> tcp_channel::try_read_frame() {
     }
     s.held = footprint;
     s.frames_received.fetch_add(1, std::memory_order_relaxed);
-    return transport::read_frame{{s.in.data() + s.in_begin + frame_header_size, length},
-                                 footprint};
+    return transport::read_frame{{s.in.data() + s.in_begin + frame_header_size, length}, footprint};
 }
 
 result<transport::read_frame> tcp_channel::read_frame(std::chrono::nanoseconds timeout) {
@@ -796,11 +799,17 @@ result<void> tcp_channel::release(transport::read_frame frame) {
 
 // ---- either side ----
 
-std::size_t tcp_channel::max_message_size() const noexcept { return state_->max_message_size; }
+std::size_t tcp_channel::max_message_size() const noexcept {
+    return state_->max_message_size;
+}
 
-std::size_t tcp_channel::max_frame_payload() const noexcept { return state_->max_message_size; }
+std::size_t tcp_channel::max_frame_payload() const noexcept {
+    return state_->max_message_size;
+}
 
-std::uint64_t tcp_channel::generation() const noexcept { return 1; }
+std::uint64_t tcp_channel::generation() const noexcept {
+    return 1;
+}
 
 void tcp_channel::close() noexcept {
     if (!state_->closed.exchange(true, std::memory_order_acq_rel)) {
@@ -810,7 +819,9 @@ void tcp_channel::close() noexcept {
     }
 }
 
-int tcp_channel::native_handle() const noexcept { return state_->fd; }
+int tcp_channel::native_handle() const noexcept {
+    return state_->fd;
+}
 
 tcp_statistics tcp_channel::statistics() const noexcept {
     return {
@@ -845,8 +856,7 @@ result<tcp_listener> tcp_listener::listen(std::string_view host, std::uint16_t p
             ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
             ::bind(socket.get(), address->ai_addr, address->ai_addrlen) != 0 ||
             ::listen(socket.get(), SOMAXCONN) != 0 ||
-            ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) !=
-                0) {
+            ::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
             last_error = std::error_code(errno, std::system_category());
             continue;
         }
@@ -884,7 +894,9 @@ result<tcp_channel> tcp_listener::accept(std::chrono::nanoseconds timeout) {
             if (auto configured = set_no_delay(socket.get()); !configured) {
                 return std::unexpected(configured.error());
             }
-            return tcp_channel(socket.release(), options_);
+            tcp_channel channel(socket.get(), options_);
+            (void)socket.release();  // the channel owns it now
+            return channel;
         }
         // ECONNABORTED: a client gave up while queued; wait for the next one.
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {

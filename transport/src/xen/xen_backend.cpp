@@ -13,6 +13,7 @@
 #include <limits>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "xenstore_value.hpp"
@@ -75,6 +76,11 @@ constexpr evtchn_port_t no_notify_port = std::numeric_limits<evtchn_port_t>::max
 // EAGAIN from xs_transaction_end means "someone else wrote, start over". libxenvchan retries
 // forever; a bound turns a livelock into an error.
 constexpr int max_transaction_attempts = 64;
+
+// A waiting lookup also re-reads the store this often, watch or no watch: xenstored does not
+// promise watch events for nodes the watcher cannot read, and libxenstore does not wake a
+// watcher whose connection broke (the re-read then reports the broken connection).
+constexpr std::chrono::nanoseconds lookup_recheck_interval = std::chrono::seconds(1);
 
 // A relative timeout turned into an absolute one, with transport::forever meaning none.
 class deadline {
@@ -279,7 +285,9 @@ result<xen_grant_memory::mapped_pages> xen_grant_memory::map(domid_t peer,
     const int protection = access == page_access::read_write ? PROT_READ | PROT_WRITE : PROT_READ;
     void* data = nullptr;
     if (notify) {
-        if (refs.size() != 1 || notify->byte_offset >= page_size) {
+        // The kernel clears the byte through this mapping, so it must be writable.
+        if (refs.size() != 1 || notify->byte_offset >= page_size ||
+            access != page_access::read_write) {
             return fail(std::errc::invalid_argument);
         }
         const evtchn_port_t port = notify->port != 0 ? notify->port : no_notify_port;
@@ -650,12 +658,18 @@ result<vchan_offer> xen_rendezvous::lookup(const vchan_address& address,
         if (*offer) {
             return **offer;
         }
-        const auto readable = wait_readable(fd, until);
+        const auto left = until.remaining();
+        if (left == std::chrono::nanoseconds::zero()) {
+            return transport::fail(errc::timed_out);
+        }
+        const deadline slice(
+            std::min(left.value_or(lookup_recheck_interval), lookup_recheck_interval));
+        const auto readable = wait_readable(fd, slice);
         if (!readable) {
             return std::unexpected(readable.error());
         }
         if (!*readable) {
-            return transport::fail(errc::timed_out);
+            continue;  // the slice ended: read again, then check the overall deadline
         }
         // Drain every queued event: each means only "look again".
         while (std::unique_ptr<char*, free_deleter> event{xs_check_watch(watcher.get())}) {

@@ -42,6 +42,10 @@ enum class wait_mode {
 struct wait_policy {
     wait_mode mode = wait_mode::spin_then_block;
     std::chrono::nanoseconds spin = std::chrono::microseconds(50);
+    /// A sleeping side wakes at least this often to re-check the ring and the peer's liveness,
+    /// so that a lost notification costs latency, never a hang. transport::forever disables
+    /// it (tests use that to prove no wake-up is lost).
+    std::chrono::nanoseconds recheck = std::chrono::milliseconds(50);
 };
 
 /// Outcome of a non-blocking all-or-nothing write (back-pressure is a value, not an error).

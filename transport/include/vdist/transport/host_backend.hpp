@@ -112,7 +112,8 @@ class host_event_channel {
         friend class host_event_channel;
         port(event_port number, unique_fd wait_fd, unique_fd notify_fd,
              std::shared_ptr<internal::host_link> link);
-        void service();  // accept a waiting client, consume events, notice hang-ups
+        /// Accept a waiting client, notice hang-ups, and (only when waiting) consume the event.
+        void service(bool consume_event);
         event_port number_ = 0;
         unique_fd wait_fd_;
         unique_fd notify_fd_;

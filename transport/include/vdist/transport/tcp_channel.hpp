@@ -35,8 +35,10 @@
 /// (padding included) or a length above max_frame_payload() is "an impossible frame" and is
 /// reported as errc::ring_corrupt, after which the channel is closed. End of stream,
 /// ECONNRESET and EPIPE become errc::peer_gone once every byte already received has been read;
-/// SIGPIPE is never raised. Deadlines expire with errc::timed_out. A channel closed with close()
-/// (or after ring_corrupt) fails every later operation with errc::peer_gone.
+/// an all-or-nothing read or a frame that the end of stream cut short fails with peer_gone at
+/// once (read_some still returns its bytes). SIGPIPE is never raised. Deadlines expire with
+/// errc::timed_out. A channel closed with close() (or after ring_corrupt) fails every later
+/// operation except release() with errc::peer_gone.
 
 #include <chrono>
 #include <cstddef>
@@ -90,8 +92,9 @@ class tcp_channel {
     /// Closes the socket; bytes still queued in user space are dropped (flush first).
     ~tcp_channel();
 
-    /// Non-blocking partial write; 0 when the socket (and, in a batch, the queue) is full.
-    /// Writer thread only; misaligned_frame while a reserved frame is not committed.
+    /// Non-blocking partial write; 0 when nothing can be taken now: the socket is full and,
+    /// in a batch, so is the queue (outside a batch, queued bytes go first, so 0 while any are
+    /// left). Writer thread only; misaligned_frame while a reserved frame is not committed.
     [[nodiscard]] result<std::size_t> write_some(std::span<const std::byte> bytes);
     /// Partial write waiting for room for at least one byte. Writer thread only.
     [[nodiscard]] result<std::size_t> write(std::span<const std::byte> bytes,

@@ -718,9 +718,7 @@ class ring_channel {
     }
 
     [[nodiscard]] result<void> sleep_on_port(clock::time_point deadline) {
-        // Wake at least every 50 ms to re-check liveness a backend may not signal.
-        constexpr auto liveness_period = std::chrono::milliseconds(50);
-        auto timeout = std::chrono::nanoseconds(liveness_period);
+        auto timeout = s().policy.recheck;
         if (deadline != clock::time_point::max()) {
             const auto remaining = deadline - clock::now();
             if (remaining <= clock::duration::zero()) {

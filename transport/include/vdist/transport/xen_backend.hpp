@@ -116,9 +116,9 @@ class xen_grant_memory {
     /// Maps the pages `peer` granted under `refs`, in order, into one contiguous range
     /// (xengnttab_map_domain_grant_refs). A ref of 0 fails with errc::invalid_grant before
     /// anything is mapped; an empty `refs` with std::errc::invalid_argument. With `notify`
-    /// (one ref only, and read_write access) the kernel zeroes the byte and signals the port
-    /// when this process unmaps or dies (xengnttab_map_grant_ref_notify). A ref the peer did
-    /// not grant fails with the errno of the kernel.
+    /// (one ref and read_write access only, else std::errc::invalid_argument) the kernel zeroes the
+    /// byte and signals the port when this process unmaps or dies (xengnttab_map_grant_ref_notify).
+    /// A ref the peer did not grant fails with the errno of the kernel.
     [[nodiscard]] result<mapped_pages> map(domid_t peer, std::span<const grant_ref> refs,
                                            page_access access, std::optional<unmap_notify> notify);
 
