@@ -1,0 +1,24 @@
+// vdist: one program, one subcommand per capability.
+//
+//   vdist demo                 two node processes stream over a ring, then the comparison
+//   vdist bench transport      the ring against shared-memory locking, queues and sockets
+
+#include <CLI/CLI.hpp>
+
+#include "demo.hpp"
+#include "vdist/bench/transport_compare.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"vdist: Erlang distribution over Xen grant-table rings"};
+    app.require_subcommand(1);
+
+    auto* bench =
+        app.add_subcommand("bench", "Benchmarks against baselines measured in the same run");
+    bench->require_subcommand(1);
+    vdist::bench::add_transport_command(*bench);
+
+    vdist::cli::add_demo_commands(app);
+
+    CLI11_PARSE(app, argc, argv);
+    return 0;
+}
