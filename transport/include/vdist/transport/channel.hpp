@@ -80,8 +80,10 @@ struct read_frame {
     [[nodiscard]] explicit operator bool() const noexcept { return footprint != 0; }
 };
 
-/// The channel interface. Operations are single-threaded per direction: one writer thread may
-/// write while one reader thread reads. `timeout` is relative; transport::forever waits forever.
+/// The channel interface. A channel is used by one thread at a time, as libxenvchan is: a vdist
+/// node is single-core and drives all its channels from one event loop (both directions share
+/// one event channel, so two threads blocked on one ring could take each other's wake-ups).
+/// `timeout` is relative; transport::forever waits forever.
 template <class C>
 concept channel = requires(C& c, std::span<const std::byte> out, std::span<std::byte> in,
                            std::chrono::nanoseconds timeout, std::size_t n, write_frame wf,

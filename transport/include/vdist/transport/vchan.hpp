@@ -67,7 +67,7 @@ static_assert(sizeof(frame_header) == frame_header_size);
 
 }  // namespace internal
 
-/// One end of a vchan. Single-threaded per direction: one thread may write while another reads.
+/// One end of a vchan, used by one thread at a time (see channel.hpp).
 /// Move-only; destroying it closes the channel and releases every page, port and record.
 template <vchan_backend B>
 class ring_channel {
@@ -91,7 +91,7 @@ class ring_channel {
 
     /// Non-blocking partial write; 0 when the ring is full.
     [[nodiscard]] result<std::size_t> write_some(std::span<const std::byte> bytes) {
-        auto space = writable();
+        auto space = writable(bytes.size());
         if (!space) {
             return std::unexpected(space.error());
         }
@@ -140,7 +140,7 @@ class ring_channel {
         if (bytes.size() > max_message_size()) {
             return fail(errc::frame_too_large);
         }
-        auto space = writable();
+        auto space = writable(bytes.size());
         if (!space) {
             return std::unexpected(space.error());
         }
@@ -174,7 +174,7 @@ class ring_channel {
     /// Non-blocking partial read; 0 when nothing is ready (errc::peer_gone once the peer is
     /// gone and the ring is drained).
     [[nodiscard]] result<std::size_t> read_some(std::span<std::byte> bytes) {
-        auto ready = readable_or_gone();
+        auto ready = readable_or_gone(std::max<std::size_t>(bytes.size(), 1));
         if (!ready) {
             return std::unexpected(ready.error());
         }
@@ -306,7 +306,9 @@ class ring_channel {
             const std::uint32_t position = s().write_prod & s().write_mask;
             const std::uint32_t to_end = s().write_mask + 1 - position;
             const std::size_t footprint = frame_footprint(n);
-            const std::size_t needed = footprint > to_end ? to_end + footprint : footprint;
+            // Not even the padding fitted: wait for room for it; try_reserve then pads and the
+            // next round waits for the frame at offset 0.
+            const std::size_t needed = footprint > to_end ? to_end : footprint;
             auto ready = await_space(needed, deadline);
             if (!ready) {
                 return std::unexpected(ready.error());
@@ -366,7 +368,8 @@ class ring_channel {
                 }
                 continue;
             }
-            if (header.kind != frame_kind_data || header.length > max_frame_payload() ||
+            if (header.kind != frame_kind_data ||
+                header.length > st.read_mask + 1 - frame_header_size ||
                 frame_footprint(header.length) > to_end) {
                 return corrupt();
             }
@@ -597,7 +600,9 @@ class ring_channel {
             const std::uint32_t cons = std::atomic_ref<std::uint32_t>(*st.write_cons_shared)
                                            .load(std::memory_order_acquire);
             used = internal::distance(cons, st.write_prod);
-            if (used > size) {
+            // cons only moves forward, and never past what we produced.
+            if (used > size || internal::distance(st.write_cons_seen, cons) >
+                                   internal::distance(st.write_cons_seen, st.write_prod)) {
                 return corrupt();
             }
             st.write_cons_seen = cons;
@@ -617,7 +622,11 @@ class ring_channel {
             // Acquire: the peer's writes into the ring are visible before we read them.
             const std::uint32_t prod = std::atomic_ref<std::uint32_t>(*st.read_prod_shared)
                                            .load(std::memory_order_acquire);
-            if (internal::distance(st.read_cons, prod) > st.read_mask + 1) {
+            // prod only moves forward: never behind frames already handed out, never more
+            // than a ring's worth ahead of what we consumed.
+            const std::uint32_t published = internal::distance(st.read_cons, prod);
+            if (published > st.read_mask + 1 ||
+                published < internal::distance(st.read_cons, st.read_prod_seen)) {
                 return corrupt();
             }
             st.read_prod_seen = prod;
