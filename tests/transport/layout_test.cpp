@@ -5,11 +5,9 @@
 // The arithmetic behind the grant-list cases: grants[] starts at offset 24 and holds one
 // 4-byte ref per page of a paged ring (order 12..20: 2^(order-12) pages). It must end before
 // the first in-page ring (offset 1024 for order 10, 2048 for order 11) or the end of the page:
-//   order 10 in page: 24 + 4 * refs <= 1024  ->  at most 250 refs: order 19 (128) fits, 20 (256) not
-//   order 11 in page: 24 + 4 * refs <= 2048  ->  at most 506 refs: order 20 (256) fits
-//   both paged:       24 + 4 * refs <= 4096  ->  at most 1018 refs: 20 + 20 (512) fits
-
-#include "vdist/transport/vchan_layout.hpp"
+//   order 10 in page: 24 + 4 * refs <= 1024  ->  at most 250 refs: order 19 (128) fits, 20 (256)
+//   not order 11 in page: 24 + 4 * refs <= 2048  ->  at most 506 refs: order 20 (256) fits both
+//   paged:       24 + 4 * refs <= 4096  ->  at most 1018 refs: 20 + 20 (512) fits
 
 #include <gtest/gtest.h>
 
@@ -17,6 +15,9 @@
 #include <cstdint>
 #include <limits>
 #include <ostream>
+#include <string>
+
+#include "vdist/transport/vchan_layout.hpp"
 
 namespace vdist::transport {
 namespace {
@@ -46,6 +47,10 @@ struct sizes_case {
 void PrintTo(const sizes_case& c, std::ostream* out) {
     *out << "left_min " << c.left_min << ", right_min " << c.right_min << " -> (" << c.left_order
          << ", " << c.right_order << ")";
+}
+
+[[nodiscard]] std::string case_name(const ::testing::TestParamInfo<sizes_case>& tested) {
+    return tested.param.name;
 }
 
 class RingOrdersTest : public ::testing::TestWithParam<sizes_case> {};
@@ -83,7 +88,7 @@ INSTANTIATE_TEST_SUITE_P(
         sizes_case{"overLargest_capped", 1 * mib + 1, 4 * mib, 20, 20},
         sizes_case{"huge_capped", std::numeric_limits<std::size_t>::max(),
                    std::numeric_limits<std::size_t>::max(), 20, 20}),
-    [](const ::testing::TestParamInfo<sizes_case>& info) { return std::string(info.param.name); });
+    case_name);
 
 // --- validate: orders out of range ----------------------------------------------------------
 

@@ -83,6 +83,9 @@ template <class T>
 /// Frame contents a reader can check: the sequence number in the first 4 bytes (when they
 /// fit), the rest filled with the sequence number's low byte.
 void fill_frame(std::span<std::byte> payload, std::uint32_t sequence) {
+    if (payload.empty()) {
+        return;
+    }
     std::memset(payload.data(), static_cast<int>(sequence & 0xffu), payload.size());
     std::memcpy(payload.data(), &sequence, std::min(payload.size(), sizeof sequence));
 }
@@ -126,8 +129,8 @@ void PrintTo(const ring_case& c, std::ostream* out) {
 class RingChannelTest : public ::testing::TestWithParam<ring_case> {
   protected:
     /// Create the server, attach the client, wait until the server sees it.
-    void connect(ring_orders ring_orders, wait_policy policy) {
-        auto made_server = vchan_server(server_domain, address, ring_orders, policy);
+    void connect(ring_orders chosen, wait_policy policy) {
+        auto made_server = vchan_server(server_domain, address, chosen, policy);
         ASSERT_TRUE(made_server) << made_server.error().message();
         server.emplace(std::move(*made_server));
         auto made_client = vchan_client(client_domain, address, policy, operation_timeout);
@@ -147,10 +150,10 @@ class RingChannelTest : public ::testing::TestWithParam<ring_case> {
     }
 
     /// Destroy both ends and connect a fresh pair on the same address.
-    void reconnect(ring_orders ring_orders, wait_policy policy) {
+    void reconnect(ring_orders chosen, wait_policy policy) {
         client.reset();
         server.reset();
-        connect(ring_orders, policy);
+        connect(chosen, policy);
     }
 
     [[nodiscard]] vchan_control& shared_control() const { return server->control_page().control(); }
@@ -163,27 +166,31 @@ class RingChannelTest : public ::testing::TestWithParam<ring_case> {
     std::optional<channel_type> client;
 };
 
+[[nodiscard]] std::string case_name(const ::testing::TestParamInfo<ring_case>& tested) {
+    return tested.param.name;
+}
+
 // Every ring size in the mode that sleeps at every wait (each wait depends on a notification),
 // then the spinning modes on the smallest ring (most wraps) and a middle-sized one.
 INSTANTIATE_TEST_SUITE_P(
     RingSizes, RingChannelTest,
-    ::testing::Values(
-        ring_case{"inPage1KiBLeft2KiBRight_block", orders(10, 11), wait_mode::block},
-        ring_case{"inPage2KiBLeft1KiBRight_block", orders(11, 10), wait_mode::block},
-        ring_case{"onePage4KiB_block", orders(12, 12), wait_mode::block},
-        ring_case{"pages64KiB_block", orders(16, 16), wait_mode::block},
-        ring_case{"pages1MiB_block", orders(20, 20), wait_mode::block}),
-    [](const ::testing::TestParamInfo<ring_case>& info) { return std::string(info.param.name); });
+    ::testing::Values(ring_case{"inPage1KiBLeft2KiBRight_block", orders(10, 11), wait_mode::block},
+                      ring_case{"inPage2KiBLeft1KiBRight_block", orders(11, 10), wait_mode::block},
+                      ring_case{"onePage4KiB_block", orders(12, 12), wait_mode::block},
+                      ring_case{"pages64KiB_block", orders(16, 16), wait_mode::block},
+                      ring_case{"pages1MiB_block", orders(20, 20), wait_mode::block}),
+    case_name);
 
-INSTANTIATE_TEST_SUITE_P(
-    WaitModes, RingChannelTest,
-    ::testing::Values(
-        ring_case{"inPage1KiBLeft2KiBRight_busyPoll", orders(10, 11), wait_mode::busy_poll},
-        ring_case{"inPage1KiBLeft2KiBRight_spinThenBlock", orders(10, 11),
-                  wait_mode::spin_then_block},
-        ring_case{"pages64KiB_busyPoll", orders(16, 16), wait_mode::busy_poll},
-        ring_case{"pages64KiB_spinThenBlock", orders(16, 16), wait_mode::spin_then_block}),
-    [](const ::testing::TestParamInfo<ring_case>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(WaitModes, RingChannelTest,
+                         ::testing::Values(ring_case{"inPage1KiBLeft2KiBRight_busyPoll",
+                                                     orders(10, 11), wait_mode::busy_poll},
+                                           ring_case{"inPage1KiBLeft2KiBRight_spinThenBlock",
+                                                     orders(10, 11), wait_mode::spin_then_block},
+                                           ring_case{"pages64KiB_busyPoll", orders(16, 16),
+                                                     wait_mode::busy_poll},
+                                           ring_case{"pages64KiB_spinThenBlock", orders(16, 16),
+                                                     wait_mode::spin_then_block}),
+                         case_name);
 
 // --- byte stream -------------------------------------------------------------------------------
 
@@ -196,9 +203,12 @@ struct stream_outcome {
 constexpr std::uint64_t stream_seed = 0x5eed;
 
 /// Bytes to stream through a ring of `capacity`: a few MB and at least six wraps, and an odd
-/// total so that the last chunk is cut short.
-[[nodiscard]] std::size_t stream_length(std::size_t capacity) {
-    return std::max<std::size_t>(std::size_t{3} << 20, 6 * capacity) + 12345;
+/// total so that the last chunk is cut short. Two busy-polling threads on a loaded machine may
+/// share a core and then hand over once per scheduler time slice, so those streams are shorter.
+[[nodiscard]] std::size_t stream_length(std::size_t capacity, wait_mode mode) {
+    const std::size_t floor =
+        mode == wait_mode::busy_poll ? std::size_t{256} << 10 : std::size_t{3} << 20;
+    return std::max(floor, 6 * capacity) + 12345;
 }
 
 /// Chunk sizes around the ring size; the reader uses another order so that reads and writes
@@ -217,8 +227,8 @@ stream_outcome write_stream(channel_type& writer, std::size_t total,
     std::vector<std::byte> buffer(*std::ranges::max_element(chunks));
     stream_outcome outcome;
     for (std::size_t i = 0; outcome.bytes < total; ++i) {
-        const auto piece = std::span(buffer).first(
-            std::min(chunks[i % chunks.size()], total - outcome.bytes));
+        const auto piece =
+            std::span(buffer).first(std::min(chunks[i % chunks.size()], total - outcome.bytes));
         source.fill(piece);
         checksum.update(piece);
         if (auto written = writer.write_all(piece, operation_timeout); !written) {
@@ -237,8 +247,8 @@ stream_outcome read_stream(channel_type& reader, std::size_t total,
     std::vector<std::byte> buffer(*std::ranges::max_element(chunks));
     stream_outcome outcome;
     for (std::size_t i = 0; outcome.bytes < total; ++i) {
-        const auto piece = std::span(buffer).first(
-            std::min(chunks[i % chunks.size()], total - outcome.bytes));
+        const auto piece =
+            std::span(buffer).first(std::min(chunks[i % chunks.size()], total - outcome.bytes));
         if (auto got = reader.read_exact(piece, operation_timeout); !got) {
             outcome.error = got.error();
             break;
@@ -254,10 +264,9 @@ stream_outcome read_stream(channel_type& reader, std::size_t total,
 void expect_stream_intact(channel_type& writer, channel_type& reader) {
     const std::size_t capacity = writer.write_capacity();
     ASSERT_EQ(reader.read_capacity(), capacity);
-    const std::size_t total = stream_length(capacity);
-    auto sender = std::async(std::launch::async, [&] {
-        return write_stream(writer, total, writer_chunks(capacity));
-    });
+    const std::size_t total = stream_length(capacity, writer.policy().mode);
+    auto sender = std::async(std::launch::async,
+                             [&] { return write_stream(writer, total, writer_chunks(capacity)); });
     const auto received = read_stream(reader, total, reader_chunks(capacity));
     const auto sent = finish(sender, "stream writer");
     EXPECT_FALSE(sent.error) << sent.error.message();
@@ -275,7 +284,7 @@ TEST_P(RingChannelTest, shouldDeliverStreamIntactWhenServerWritesToClient) {
     // Server -> client travels on the right ring only.
     auto& control = shared_control();
     EXPECT_EQ(index_of(control.right.prod),
-              static_cast<std::uint32_t>(stream_length(server->write_capacity())));
+              static_cast<std::uint32_t>(stream_length(server->write_capacity(), GetParam().mode)));
     EXPECT_EQ(index_of(control.right.cons), index_of(control.right.prod));
     EXPECT_EQ(index_of(control.left.prod), 0u);
     EXPECT_EQ(server->write_capacity(), GetParam().orders.right.size());
@@ -287,7 +296,7 @@ TEST_P(RingChannelTest, shouldDeliverStreamIntactWhenClientWritesToServer) {
     // Client -> server travels on the left ring only.
     auto& control = shared_control();
     EXPECT_EQ(index_of(control.left.prod),
-              static_cast<std::uint32_t>(stream_length(client->write_capacity())));
+              static_cast<std::uint32_t>(stream_length(client->write_capacity(), GetParam().mode)));
     EXPECT_EQ(index_of(control.left.cons), index_of(control.left.prod));
     EXPECT_EQ(index_of(control.right.prod), 0u);
     EXPECT_EQ(client->write_capacity(), GetParam().orders.left.size());
@@ -317,9 +326,8 @@ TEST_P(RingChannelTest, shouldWriteAtMostTheFreeSpaceWhenWritingSome) {
 
     std::vector<std::byte> received(head.begin(), head.end());
     std::vector<std::byte> rest(capacity);
-    auto drained = client->read_some(rest);
+    auto drained = client->read_exact(rest, operation_timeout);
     ASSERT_TRUE(drained) << drained.error().message();
-    EXPECT_EQ(*drained, capacity);
     received.insert(received.end(), rest.begin(), rest.end());
     EXPECT_TRUE(std::ranges::equal(received, std::span(data).first(capacity + head.size())));
 }
@@ -462,7 +470,7 @@ TEST_P(RingChannelTest, shouldPublishOnlyTheCommittedBytesWhenCommitShrinksTheFr
 }
 
 /// Write `count` frames cycling through `sizes` from `writer` (another thread) and read them on
-/// `reader` (this thread), each checked; returns the padding bytes the writer had to insert.
+/// `reader` (this thread), each checked, and check that the writer had to insert padding.
 void expect_frames_intact(channel_type& writer, channel_type& reader, std::uint32_t& writer_prod,
                           const std::vector<std::size_t>& sizes, std::uint32_t count) {
     auto sender = std::async(std::launch::async, [&]() -> std::error_code {
@@ -503,7 +511,7 @@ void expect_frames_intact(channel_type& writer, channel_type& reader, std::uint3
 
 constexpr std::uint32_t frames_per_test = 6 * 64;
 
-TEST_P(RingChannelTest, shouldDeliverFramesInOrderWhenSizesVaryAcrossTheWrapPoint) {
+TEST_P(RingChannelTest, shouldDeliverFramesInOrderWhenTheServerWritesSizesAcrossTheWrapPoint) {
     ASSERT_NO_FATAL_FAILURE(connect());
     expect_frames_intact(*server, *client, shared_control().right.prod,
                          awkward_frame_sizes(*server), frames_per_test);
@@ -511,8 +519,8 @@ TEST_P(RingChannelTest, shouldDeliverFramesInOrderWhenSizesVaryAcrossTheWrapPoin
 
 TEST_P(RingChannelTest, shouldDeliverFramesInOrderWhenTheClientWritesSizesAcrossTheWrapPoint) {
     ASSERT_NO_FATAL_FAILURE(connect());
-    expect_frames_intact(*client, *server, shared_control().left.prod,
-                         awkward_frame_sizes(*client), frames_per_test);
+    expect_frames_intact(*client, *server, shared_control().left.prod, awkward_frame_sizes(*client),
+                         frames_per_test);
 }
 
 // A frame of max_frame_payload() of the writer must be readable by the peer, including when
@@ -563,18 +571,29 @@ TEST_P(RingChannelTest, shouldWaitForRoomWhenAFrameMustWrapBehindUnreadFrames) {
     auto largest = server->reserve(server->max_frame_payload(), 50ms);
     EXPECT_EQ(error_of(largest), errc::timed_out) << "the frame fits once the reader catches up";
 
-    for (std::uint32_t sequence : {2u, 3u}) {
-        auto frame = client->try_read_frame();
-        ASSERT_TRUE(frame && *frame);
-        EXPECT_TRUE(frame_matches(frame->payload, sequence));
-        ASSERT_TRUE(client->release(*frame));
+    // With a reader catching up, the frame is reserved.
+    auto reader = std::async(std::launch::async, [&]() -> std::error_code {
+        for (std::uint32_t sequence : {2u, 3u, 4u}) {
+            auto frame = client->read_frame(operation_timeout);
+            if (!frame) {
+                return frame.error();
+            }
+            if (!frame_matches(frame->payload, sequence)) {
+                return errc::protocol_error;
+            }
+            if (auto released = client->release(*frame); !released) {
+                return released.error();
+            }
+        }
+        return {};
+    });
+    auto fits = write_test_frame(*server, server->max_frame_payload(), 4);
+    EXPECT_TRUE(fits) << fits.error().message();
+    if (!fits) {
+        (void)write_test_frame(*server, 0, 4);  // spare the reader its timeout
     }
-    auto padding_seen = client->try_read_frame();  // consumes the padding, if written
-    ASSERT_TRUE(padding_seen) << padding_seen.error().message();
-    ASSERT_FALSE(static_cast<bool>(*padding_seen));
-    auto now_fits = server->reserve(server->max_frame_payload(), operation_timeout);
-    ASSERT_TRUE(now_fits) << now_fits.error().message();
-    EXPECT_TRUE(static_cast<bool>(*now_fits));
+    const auto read = finish(reader, "catching-up reader");
+    EXPECT_FALSE(read) << read.message();
 }
 
 TEST_P(RingChannelTest, shouldReleaseHeldFramesInOrderWhenPaddingLiesBetweenThem) {
@@ -693,7 +712,7 @@ TEST_P(RingChannelTest, shouldBlockTheWriterUntilTheReaderDrainsWhenTheReaderSle
     channel_type& reader = &writer == &*server ? *client : *server;
     const std::size_t length = writer.write_capacity() / 2 + 1;  // never two in the ring
     ASSERT_LE(length, writer.max_message_size());
-    constexpr std::uint32_t messages = 24;
+    constexpr std::uint32_t messages = 16;
 
     std::atomic<std::uint32_t> sent{0};
     auto sender = std::async(std::launch::async, [&]() -> std::error_code {
@@ -744,8 +763,7 @@ TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerPublishesProdBeyondT
     for (auto operation :
          {first_read::read_some, first_read::try_read_frame, first_read::read_exact}) {
         SCOPED_TRACE(static_cast<int>(operation));
-        ASSERT_NO_FATAL_FAILURE(
-            reconnect(GetParam().orders, wait_policy{.mode = GetParam().mode}));
+        ASSERT_NO_FATAL_FAILURE(reconnect(GetParam().orders, wait_policy{.mode = GetParam().mode}));
         const auto before = pattern_bytes(5, 9);
         ASSERT_EQ(server->write_some(before).value_or(0), before.size());
 
@@ -770,6 +788,26 @@ TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerPublishesProdBeyondT
     }
 }
 
+// A producer index never moves backwards. One that retreats behind frames the reader has
+// taken but not released (between its consumer index and its read position) is impossible too.
+TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesProdBackBehindHeldFrames) {
+    ASSERT_NO_FATAL_FAILURE(connect());
+    ASSERT_TRUE(write_test_frame(*client, 0, 1));
+    ASSERT_TRUE(write_test_frame(*client, 0, 2));
+    auto first = server->try_read_frame();
+    auto second = server->try_read_frame();
+    ASSERT_TRUE(first && *first);
+    ASSERT_TRUE(second && *second);  // both held: consumer index 0, read position 16
+
+    auto& left = shared_control().left;
+    ASSERT_EQ(index_of(left.prod), 2 * frame_footprint(0));
+    left.prod = frame_footprint(0);  // back to the end of the first frame
+
+    auto phantom = server->try_read_frame();
+    EXPECT_EQ(error_of(phantom), errc::ring_corrupt)
+        << "got " << (phantom && *phantom ? "a frame the peer never published" : "no frame");
+}
+
 TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesItsConsumerIndexImpossibly) {
     const auto capacity = static_cast<std::uint32_t>(GetParam().orders.right.size());
     struct tampering {
@@ -779,8 +817,7 @@ TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesItsConsumerInde
     for (auto [name, offset] : {tampering{"ahead of prod", 8},
                                 tampering{"behind by more than the ring", 0u - capacity - 8}}) {
         SCOPED_TRACE(name);
-        ASSERT_NO_FATAL_FAILURE(
-            reconnect(GetParam().orders, wait_policy{.mode = GetParam().mode}));
+        ASSERT_NO_FATAL_FAILURE(reconnect(GetParam().orders, wait_policy{.mode = GetParam().mode}));
         // Fill the ring so that the writer must look at the consumer index again.
         const auto data = pattern_bytes(capacity, 10);
         ASSERT_EQ(server->write_some(data).value_or(0), capacity);
@@ -795,6 +832,56 @@ TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesItsConsumerInde
         EXPECT_EQ(error_of(server->read_some(buffer)), errc::ring_corrupt);
         EXPECT_FALSE(client->peer_alive());
     }
+}
+
+// A consumer index that moves backwards but stays within a ring of the producer index looks
+// plausible on its own; only the writer's memory of what it saw before shows it impossible.
+TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesItsConsumerIndexBackwards) {
+    ASSERT_NO_FATAL_FAILURE(connect());
+    const std::size_t capacity = server->write_capacity();
+    const auto data = pattern_bytes(capacity, 14);
+    ASSERT_EQ(server->write_some(data).value_or(0), capacity);
+    std::vector<std::byte> half(capacity / 2);
+    ASSERT_EQ(client->read_some(half).value_or(0), half.size());
+    // The writer looks at the consumer index again (the ring was full) and sees half free.
+    ASSERT_EQ(server->write_some(std::span(data).first(1)).value_or(0), 1u);
+
+    auto& right = shared_control().right;
+    right.cons -= static_cast<std::uint32_t>(capacity / 4);  // a quarter back: 3/4 + 1 "used"
+
+    // Half a ring does not fit by the hostile index: the writer must look at it again.
+    EXPECT_EQ(error_of(server->send(std::span(data).first(capacity / 2), 50ms)),
+              errc::ring_corrupt);
+    EXPECT_FALSE(client->peer_alive());
+}
+
+// In the byte stream a retreating producer index is caught at the latest when the reader has
+// consumed what was published before: it never reads past what was published.
+TEST_P(RingChannelTest, shouldFailWithRingCorruptWhenThePeerMovesProdBackwardsInTheStream) {
+    ASSERT_NO_FATAL_FAILURE(connect());
+    const auto data = pattern_bytes(100, 15);
+    ASSERT_EQ(client->write_some(data).value_or(0), data.size());
+    std::array<std::byte, 50> first{};
+    ASSERT_EQ(server->read_some(first).value_or(0), first.size());
+
+    shared_control().left.prod = 60;  // was 100; the reader is at 50
+
+    std::array<std::byte, 64> buffer{};
+    std::size_t delivered = 0;
+    std::error_code error;
+    for (int attempt = 0; attempt < 4 && !error; ++attempt) {
+        auto got = server->read_some(buffer);
+        if (!got) {
+            error = got.error();
+        } else {
+            EXPECT_TRUE(std::ranges::equal(std::span(buffer).first(*got),
+                                           std::span(data).subspan(first.size() + delivered, *got)))
+                << "only bytes that were published";
+            delivered += *got;
+        }
+    }
+    EXPECT_EQ(error, errc::ring_corrupt);
+    EXPECT_LE(delivered, data.size() - first.size());
 }
 
 /// Play a hostile writer of an in-page ring: put `bytes` at its producer position and publish
@@ -827,7 +914,7 @@ TEST_F(RingChannelTest, shouldFailWithRingCorruptWhenAFrameHeaderIsHostile) {
     const hostile_frame cases[] = {
         {"huge length", 0xfffffff0u, frame_kind_data, 8, 0},
         {"length past the ring's end", 1024 - 8 + 1, frame_kind_data, 1024, 0},
-        {"length past the ring's end after a frame", 1024 - 16, frame_kind_data, 1016, 1},
+        {"length past the ring's end after a frame", 1024 - 16 + 1, frame_kind_data, 1016, 1},
         {"unknown kind", 0, 7, 8, 0},
         {"padding shorter than the rest of the ring", 100, frame_kind_padding, 108, 0},
         {"padding longer than the rest of the ring", 1024 - 8, frame_kind_padding, 1016, 1},
@@ -868,13 +955,12 @@ TEST_F(RingChannelTest, shouldRefuseTheControlPageWhenItsOrdersAreInvalid) {
         std::uint16_t left;
         std::uint16_t right;
     };
-    for (auto [name, left, right] : {hostile_orders{"left order 9", 9, 11},
-                                     hostile_orders{"left order 21", 21, 11},
-                                     hostile_orders{"right order 9", 10, 9},
-                                     hostile_orders{"right order 21", 10, 21},
-                                     hostile_orders{"equal in-page orders", 10, 10},
-                                     hostile_orders{"grants overlapping the order-10 ring", 10, 20},
-                                     hostile_orders{"shift count out of range", 0xffff, 11}}) {
+    for (auto [name, left, right] :
+         {hostile_orders{"left order 9", 9, 11}, hostile_orders{"left order 21", 21, 11},
+          hostile_orders{"right order 9", 10, 9}, hostile_orders{"right order 21", 10, 21},
+          hostile_orders{"equal in-page orders", 10, 10},
+          hostile_orders{"grants overlapping the order-10 ring", 10, 20},
+          hostile_orders{"shift count out of range", 0xffff, 11}}) {
         SCOPED_TRACE(name);
         auto made = vchan_server(server_domain, address, orders(10, 11), wait_policy{});
         ASSERT_TRUE(made) << made.error().message();
@@ -1033,8 +1119,8 @@ TEST_F(RingChannelTest, shouldFailOldHandlesWithStaleGenerationWhenTheChannelIsR
     ASSERT_TRUE(current) << current.error().message();
     EXPECT_EQ(*current, &*server);
 
-    auto fresh = vchan_server(server_domain, vchan_address{1, 2, "test2"}, orders(12, 12),
-                              wait_policy{});
+    auto fresh =
+        vchan_server(server_domain, vchan_address{1, 2, "test2"}, orders(12, 12), wait_policy{});
     ASSERT_TRUE(fresh) << fresh.error().message();
     server->reattach(std::move(*fresh));
 
@@ -1050,12 +1136,12 @@ TEST_F(RingChannelTest, shouldFailOldHandlesWithStaleGenerationWhenTheChannelIsR
 
 TEST_F(RingChannelTest, shouldDeliverEverythingInOrderWhenNotificationsAreDroppedAndDuplicated) {
     using faulty = faulty_backend<loopback_backend>;
-    faulty lossy_server(server_domain, notification_faults{.drop_probability = 0.3,
-                                                           .duplicate_probability = 0.2,
-                                                           .seed = 41});
-    faulty lossy_client(client_domain, notification_faults{.drop_probability = 0.3,
-                                                           .duplicate_probability = 0.2,
-                                                           .seed = 42});
+    faulty lossy_server(
+        server_domain,
+        notification_faults{.drop_probability = 0.3, .duplicate_probability = 0.2, .seed = 41});
+    faulty lossy_client(
+        client_domain,
+        notification_faults{.drop_probability = 0.3, .duplicate_probability = 0.2, .seed = 42});
     const wait_policy policy{.mode = wait_mode::block, .recheck = 2ms};
     auto made_server = vchan_server(lossy_server, address, orders(12, 12), policy);
     ASSERT_TRUE(made_server) << made_server.error().message();
@@ -1127,6 +1213,45 @@ TEST_F(RingChannelTest, shouldDeliverEverythingInOrderWhenNotificationsAreDroppe
 }
 
 // --- lost wake-ups -------------------------------------------------------------------------------
+
+// A channel is used by one thread at a time (channel.hpp), and both directions share its one
+// event port: each end's thread writes and reads in turn while data flows both ways at once.
+// Chunks of up to a ring are written before the peer has read the previous ones, so both
+// ends block on full rings and empty rings, waking on the same port for either direction.
+TEST_F(RingChannelTest, shouldDeliverBothStreamsWhenOneThreadPerEndWritesAndReadsInTurn) {
+    ASSERT_NO_FATAL_FAILURE(
+        connect(orders(10, 11), wait_policy{.mode = wait_mode::block, .recheck = forever}));
+    const std::array<std::size_t, 4> chunks{1, 333, 1000, 1024};  // up to the smaller ring
+    constexpr std::uint32_t turns = 3000;
+    auto run_end = [&](channel_type& end, std::uint64_t out_seed,
+                       std::uint64_t in_seed) -> std::error_code {
+        test::pattern out(out_seed);
+        test::pattern in(in_seed);
+        std::vector<std::byte> buffer(1024);
+        std::vector<std::byte> expected(1024);
+        for (std::uint32_t turn = 0; turn < turns; ++turn) {
+            const auto piece = std::span(buffer).first(chunks[turn % chunks.size()]);
+            out.fill(piece);
+            if (auto written = end.write_all(piece, operation_timeout); !written) {
+                return written.error();
+            }
+            if (auto got = end.read_exact(piece, operation_timeout); !got) {
+                return got.error();
+            }
+            const auto wanted = std::span(expected).first(piece.size());
+            in.fill(wanted);
+            if (!std::ranges::equal(piece, wanted)) {
+                return errc::protocol_error;
+            }
+        }
+        return {};
+    };
+    auto server_end = std::async(std::launch::async, run_end, std::ref(*server), 1, 2);
+    const auto client_error = run_end(*client, 2, 1);
+    const auto server_error = finish(server_end, "server end");
+    EXPECT_FALSE(server_error) << "server: " << server_error.message();
+    EXPECT_FALSE(client_error) << "client: " << client_error.message();
+}
 
 TEST_F(RingChannelTest, shouldCompleteEveryRoundTripWhenNoPeriodicRecheckCoversLostWakeUps) {
     // Without a periodic re-check a single lost notification would leave a side asleep until

@@ -20,20 +20,48 @@ namespace vdist::transport {
 namespace internal {
 
 inline constexpr std::size_t host_page = 4096;
-inline constexpr std::size_t grant_table_pages = std::size_t{1} << 18;  // 1 GiB, sparse
 
-/// What a server sends a client on the rendezvous socket, with three fds (SCM_RIGHTS):
-/// the grant-table memfd, the eventfd the server waits on, the eventfd the client waits on.
+// A grant ref names a page of one share: (share id << 9) | page. Share ids start at 1, so
+// ref 0 is never valid; a share holds at most 512 pages (two 1 MiB rings need 256 each).
+inline constexpr unsigned share_page_bits = 9;
+inline constexpr std::size_t max_share_pages = std::size_t{1} << share_page_bits;
+inline constexpr std::size_t max_hello_shares = 64;
+
+[[nodiscard]] constexpr grant_ref make_ref(std::uint32_t share, std::size_t page) noexcept {
+    return (share << share_page_bits) | static_cast<grant_ref>(page);
+}
+[[nodiscard]] constexpr std::uint32_t share_of(grant_ref ref) noexcept {
+    return ref >> share_page_bits;
+}
+[[nodiscard]] constexpr std::size_t page_of(grant_ref ref) noexcept {
+    return ref & (max_share_pages - 1);
+}
+
+/// One share record of the hello.
+struct hello_share {
+    std::uint32_t id = 0;
+    std::uint32_t pages = 0;
+};
+
+/// What a server sends a client on the rendezvous socket: this header, `share_count` share
+/// records, and as SCM_RIGHTS the eventfd the server waits on, the eventfd the client waits on,
+/// then one memfd per share record.
 struct host_hello {
     static constexpr std::uint32_t expected_magic = 0x76647374;  // "vdst"
-    static constexpr std::uint16_t expected_version = 1;
+    static constexpr std::uint16_t expected_version = 2;
     std::uint32_t magic = expected_magic;
     std::uint16_t version = expected_version;
     std::uint16_t reserved = 0;
     std::uint32_t ring_ref = 0;
     std::uint32_t port = 0;
+    std::uint32_t share_count = 0;
 };
-inline constexpr std::size_t hello_fd_count = 3;
+inline constexpr std::size_t hello_event_fds = 2;
+
+struct hello_message {
+    host_hello header;
+    std::array<hello_share, max_hello_shares> shares;
+};
 
 struct pending_binding {
     unique_fd connection;
@@ -41,7 +69,16 @@ struct pending_binding {
     unique_fd to_client;
 };
 
+/// A share as the client holds it between rendezvous and mapping.
 struct peer_table {
+    unique_fd fd;
+    std::size_t pages = 0;
+};
+
+/// A share as its owner holds it: the memory lives as long as any process maps it, so a peer
+/// keeps reading what we wrote after we unshare, as on Xen.
+struct share_entry {
+    domid_t peer = 0;
     unique_fd fd;
     std::size_t pages = 0;
 };
@@ -49,12 +86,12 @@ struct peer_table {
 struct host_domain {
     domid_t domid = 0;
     std::filesystem::path run_dir;
-    unique_fd table;
-    std::vector<bool> used = std::vector<bool>(grant_table_pages, false);
+    std::uint32_t next_share = 1;
+    std::map<std::uint32_t, share_entry> shares;
     std::size_t shared_pages = 0;
     event_port next_port = 1;
     std::map<event_port, std::weak_ptr<host_link>> unbound;
-    std::map<domid_t, peer_table> peer_tables;
+    std::map<std::pair<domid_t, std::uint32_t>, peer_table> peer_tables;
     std::map<std::pair<domid_t, event_port>, pending_binding> pending;
 };
 
@@ -62,7 +99,7 @@ struct host_domain {
 /// for the channel's life so that a hang-up reveals a dead peer.
 struct host_link {
     domid_t peer = 0;
-    std::shared_ptr<host_domain> domain;  // server side: the table fd to hand over
+    std::shared_ptr<host_domain> domain;  // server side: the shares to hand over
     int poll_fd = -1;                     // the port's epoll set (borrowed)
     unique_fd listener;
     unique_fd connection;
@@ -102,13 +139,23 @@ result<void> watch(int poll_fd, int fd) {
 }
 
 result<void> send_hello(int socket, const host_link& link) {
-    host_hello hello;
-    hello.ring_ref = link.offer.ring_ref;
-    hello.port = link.offer.port;
-    iovec iov{&hello, sizeof hello};
-    std::array<int, hello_fd_count> fds{link.domain->table.get(), link.give_to_server.get(),
-                                        link.give_to_client.get()};
-    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof fds)> control{};
+    hello_message hello;
+    hello.header.ring_ref = link.offer.ring_ref;
+    hello.header.port = link.offer.port;
+    std::vector<int> fds{link.give_to_server.get(), link.give_to_client.get()};
+    for (const auto& [id, share] : link.domain->shares) {
+        if (share.peer != link.peer) {
+            continue;
+        }
+        if (hello.header.share_count == max_hello_shares) {
+            return std::unexpected(std::make_error_code(std::errc::too_many_files_open));
+        }
+        hello.shares[hello.header.share_count++] = {id, static_cast<std::uint32_t>(share.pages)};
+        fds.push_back(share.fd.get());
+    }
+    const std::size_t bytes = sizeof hello.header + hello.header.share_count * sizeof(hello_share);
+    iovec iov{&hello, bytes};
+    std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)));
     msghdr message{};
     message.msg_iov = &iov;
     message.msg_iovlen = 1;
@@ -117,16 +164,16 @@ result<void> send_hello(int socket, const host_link& link) {
     cmsghdr* header = CMSG_FIRSTHDR(&message);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof fds);
-    std::memcpy(CMSG_DATA(header), fds.data(), sizeof fds);
-    if (::sendmsg(socket, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
+    header->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(header), fds.data(), fds.size() * sizeof(int));
+    if (::sendmsg(socket, &message, MSG_NOSIGNAL) != static_cast<ssize_t>(bytes)) {
         return fail_errno();
     }
     return {};
 }
 
 struct received_hello {
-    host_hello hello;
+    hello_message hello;
     std::vector<unique_fd> fds;
 };
 
@@ -134,13 +181,14 @@ struct received_hello {
 result<received_hello> receive_hello(int socket) {
     received_hello received;
     iovec iov{&received.hello, sizeof received.hello};
-    alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * 8)> control{};
+    constexpr std::size_t max_fds = hello_event_fds + max_hello_shares;
+    std::vector<char> control(CMSG_SPACE(max_fds * sizeof(int)));
     msghdr message{};
     message.msg_iov = &iov;
     message.msg_iovlen = 1;
     message.msg_control = control.data();
     message.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    const ssize_t n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
     if (n < 0) {
         return fail_errno();
     }
@@ -156,11 +204,23 @@ result<received_hello> receive_hello(int socket) {
             received.fds.emplace_back(fd);
         }
     }
-    if (n != static_cast<ssize_t>(sizeof received.hello) || (message.msg_flags & MSG_CTRUNC) ||
-        received.fds.size() != hello_fd_count ||
-        received.hello.magic != host_hello::expected_magic ||
-        received.hello.version != host_hello::expected_version) {
+    const auto& header = received.hello.header;
+    if (n < static_cast<ssize_t>(sizeof header) || (message.msg_flags & MSG_CTRUNC) ||
+        header.magic != host_hello::expected_magic ||
+        header.version != host_hello::expected_version || header.share_count > max_hello_shares ||
+        static_cast<std::size_t>(n) != sizeof header + header.share_count * sizeof(hello_share) ||
+        received.fds.size() != hello_event_fds + header.share_count) {
         return fail(errc::protocol_error);
+    }
+    for (std::size_t i = 0; i < header.share_count; ++i) {
+        const auto& share = received.hello.shares[i];
+        struct stat file {};
+        if (share.id == 0 || share.pages == 0 || share.pages > max_share_pages ||
+            ::fstat(received.fds[hello_event_fds + i].get(), &file) != 0 ||
+            !S_ISREG(file.st_mode) ||
+            file.st_size != static_cast<off_t>(std::size_t{share.pages} * host_page)) {
+            return fail(errc::protocol_error);
+        }
     }
     return received;
 }
@@ -206,13 +266,9 @@ void host_grant_memory::shared_pages::release() noexcept {
         return;
     }
     ::munmap(data_, size());
-    // Zero and free the pages, so that a later share starts from zeroed memory.
-    ::fallocate(domain_->table.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                static_cast<off_t>(refs_.front() * host_page),
-                static_cast<off_t>(refs_.size() * host_page));
-    for (grant_ref ref : refs_) {
-        domain_->used[ref] = false;
-    }
+    // Closing our fd frees nothing the peer still maps: the kernel frees the pages with the
+    // last mapping, as Xen keeps a granted page until the grantee unmaps it.
+    domain_->shares.erase(internal::share_of(refs_.front()));
     domain_->shared_pages -= refs_.size();
     data_ = nullptr;
 }
@@ -238,36 +294,29 @@ host_grant_memory::mapped_pages::~mapped_pages() {
     }
 }
 
-result<host_grant_memory::shared_pages> host_grant_memory::share(domid_t, std::size_t pages,
+result<host_grant_memory::shared_pages> host_grant_memory::share(domid_t peer, std::size_t pages,
                                                                  std::optional<unmap_notify>) {
     auto& domain = *domain_;
-    if (pages == 0) {
+    if (pages == 0 || pages > internal::max_share_pages) {
         return std::unexpected(std::make_error_code(std::errc::invalid_argument));
     }
-    // First fit of a contiguous run, so the pages map as one range on both sides.
-    std::size_t first = 1;
-    std::size_t run = 0;
-    for (std::size_t page = 1; page < domain.used.size() && run < pages; ++page) {
-        if (domain.used[page]) {
-            run = 0;
-            first = page + 1;
-        } else {
-            ++run;
-        }
+    const std::uint32_t id = domain.next_share++;
+    const std::string name =
+        "vdist-grant-" + std::to_string(domain.domid) + "-" + std::to_string(id);
+    unique_fd memory(::memfd_create(name.c_str(), MFD_CLOEXEC));
+    if (!memory || ::ftruncate(memory.get(), static_cast<off_t>(pages * host_page)) != 0) {
+        return fail_errno();
     }
-    if (run < pages) {
-        return std::unexpected(std::make_error_code(std::errc::not_enough_memory));
-    }
-    void* data = ::mmap(nullptr, pages * host_page, PROT_READ | PROT_WRITE, MAP_SHARED,
-                        domain.table.get(), static_cast<off_t>(first * host_page));
+    void* data =
+        ::mmap(nullptr, pages * host_page, PROT_READ | PROT_WRITE, MAP_SHARED, memory.get(), 0);
     if (data == MAP_FAILED) {
         return fail_errno();
     }
     std::vector<grant_ref> refs(pages);
     for (std::size_t i = 0; i < pages; ++i) {
-        refs[i] = static_cast<grant_ref>(first + i);
-        domain.used[first + i] = true;
+        refs[i] = internal::make_ref(id, i);
     }
+    domain.shares[id] = internal::share_entry{peer, std::move(memory), pages};
     domain.shared_pages += pages;
     return shared_pages(domain_, static_cast<std::byte*>(data), std::move(refs));
 }
@@ -276,12 +325,16 @@ result<host_grant_memory::mapped_pages> host_grant_memory::map(domid_t peer,
                                                                std::span<const grant_ref> refs,
                                                                page_access access,
                                                                std::optional<unmap_notify>) {
-    auto table = domain_->peer_tables.find(peer);
-    if (table == domain_->peer_tables.end() || refs.empty()) {
+    // All refs must name pages of one share that a rendezvous with `peer` handed over.
+    const auto table = refs.empty()
+                           ? domain_->peer_tables.end()
+                           : domain_->peer_tables.find({peer, internal::share_of(refs[0])});
+    if (table == domain_->peer_tables.end()) {
         return fail(errc::invalid_grant);
     }
     for (grant_ref ref : refs) {
-        if (ref == 0 || ref >= table->second.pages) {
+        if (internal::share_of(ref) != table->first.second ||
+            internal::page_of(ref) >= table->second.pages) {
             return fail(errc::invalid_grant);
         }
     }
@@ -300,11 +353,14 @@ result<host_grant_memory::mapped_pages> host_grant_memory::map(domid_t peer,
         }
         void* at = ::mmap(mapping.data() + start * host_page, (end - start) * host_page, protection,
                           MAP_SHARED | MAP_FIXED, table->second.fd.get(),
-                          static_cast<off_t>(refs[start] * host_page));
+                          static_cast<off_t>(internal::page_of(refs[start]) * host_page));
         if (at == MAP_FAILED) {
             return fail_errno();
         }
         start = end;
+    }
+    if (refs.size() == table->second.pages) {
+        domain_->peer_tables.erase(table);  // the mapping keeps the memory; the fd is done
     }
     return mapping;
 }
@@ -561,18 +617,21 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
     if (!received) {
         return std::unexpected(received.error());
     }
-    struct stat table {};
-    if (::fstat(received->fds[0].get(), &table) != 0 || !S_ISREG(table.st_mode) ||
-        table.st_size % static_cast<off_t>(host_page) != 0 || received->hello.ring_ref == 0) {
+    if (received->hello.header.ring_ref == 0) {
         return fail(errc::protocol_error);
     }
     const int flags = ::fcntl(connection.get(), F_GETFL);
     ::fcntl(connection.get(), F_SETFL, flags | O_NONBLOCK);
-    const vchan_offer offer{received->hello.ring_ref, received->hello.port};
-    domain_->peer_tables[address.server] = internal::peer_table{
-        std::move(received->fds[0]), static_cast<std::size_t>(table.st_size) / host_page};
+    const vchan_offer offer{received->hello.header.ring_ref, received->hello.header.port};
+    std::erase_if(domain_->peer_tables,
+                  [&](const auto& entry) { return entry.first.first == address.server; });
+    for (std::size_t i = 0; i < received->hello.header.share_count; ++i) {
+        const auto& share = received->hello.shares[i];
+        domain_->peer_tables[{address.server, share.id}] = internal::peer_table{
+            std::move(received->fds[internal::hello_event_fds + i]), share.pages};
+    }
     domain_->pending[{address.server, offer.port}] = internal::pending_binding{
-        std::move(connection), std::move(received->fds[1]), std::move(received->fds[2])};
+        std::move(connection), std::move(received->fds[0]), std::move(received->fds[1])};
     return offer;
 }
 
@@ -595,15 +654,6 @@ result<host_backend> host_backend::create(domid_t domid, std::filesystem::path r
     auto domain = std::make_shared<internal::host_domain>();
     domain->domid = domid;
     domain->run_dir = std::move(run_dir);
-    const std::string name = "vdist-grant-table-" + std::to_string(domid);
-    domain->table.reset(::memfd_create(name.c_str(), MFD_CLOEXEC));
-    if (!domain->table) {
-        return fail_errno();
-    }
-    if (::ftruncate(domain->table.get(),
-                    static_cast<off_t>(internal::grant_table_pages * host_page)) != 0) {
-        return fail_errno();
-    }
     return host_backend(std::move(domain));
 }
 

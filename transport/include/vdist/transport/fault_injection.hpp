@@ -31,7 +31,7 @@ struct notification_fault_counts {
 /// Wraps backend B; memory and rendezvous pass through, notifications are tampered with.
 template <vchan_backend B>
 class faulty_backend {
-public:
+  public:
     using grant_memory_type = typename B::grant_memory_type;
     using rendezvous_type = typename B::rendezvous_type;
     using inner_port = typename B::event_channel_type::port;
@@ -45,10 +45,10 @@ public:
 
     /// The decorated event channel.
     class faulty_event_channel {
-    public:
+      public:
         /// A port whose notify() may do nothing or signal twice.
         class port {
-        public:
+          public:
             port(inner_port inner, std::shared_ptr<shared_state> state)
                 : inner_(std::move(inner)), state_(std::move(state)) {}
             [[nodiscard]] event_port local_port() const noexcept { return inner_.local_port(); }
@@ -78,7 +78,7 @@ public:
             [[nodiscard]] int native_handle() const noexcept { return inner_.native_handle(); }
             [[nodiscard]] bool peer_alive() { return inner_.peer_alive(); }
 
-        private:
+          private:
             inner_port inner_;
             std::shared_ptr<shared_state> state_;
         };
@@ -94,7 +94,7 @@ public:
             return wrap(inner_->bind_interdomain(peer, remote));
         }
 
-    private:
+      private:
         [[nodiscard]] result<port> wrap(result<inner_port> bound) {
             if (!bound) {
                 return std::unexpected(bound.error());
@@ -108,7 +108,9 @@ public:
     using event_channel_type = faulty_event_channel;
 
     faulty_backend(B& inner, notification_faults faults)
-        : inner_(&inner), state_(std::make_shared<shared_state>()), events_(inner.events(), state_) {
+        : inner_(&inner),
+          state_(std::make_shared<shared_state>()),
+          events_(inner.events(), state_) {
         state_->faults = faults;
         state_->random.seed(faults.seed);
     }
@@ -121,7 +123,7 @@ public:
         return state_->counts;
     }
 
-private:
+  private:
     B* inner_;
     std::shared_ptr<shared_state> state_;
     faulty_event_channel events_;

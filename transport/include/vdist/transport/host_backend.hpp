@@ -2,10 +2,11 @@
 /// \file
 /// The host backend: Xen's primitives emulated on plain Linux, one node process per domain.
 ///
-///  - grant_memory: each domain owns one sparse memfd, its "grant table"; a grant ref is a page
-///    index in it (page 0 is never handed out, so ref 0 stays invalid). The fd travels once to
-///    the peer during rendezvous, which maps pages by offset. Unlike Xen, a peer holding the fd
-///    could map any page of the table; the emulation does not enforce per-peer grants.
+///  - grant_memory: each share is a memfd of its pages; a grant ref is (share id << 9) | page,
+///    never 0. The memfds travel to the peer during rendezvous, which maps pages by offset. As
+///    on Xen, memory outlives the share while the peer still maps it, so data written before
+///    a close stays readable. Unlike Xen, the peer gets every share made for it (not only the
+///    ones it maps) and nothing stops it from mapping them writable.
 ///  - event_channel: two eventfds per channel, one per direction; a port number is a
 ///    domain-local counter.
 ///  - rendezvous: the server listens on a Unix socket `<run_dir>/vchan.<srv>.<cli>.<port>.sock`;
@@ -41,7 +42,7 @@ struct host_link;
 /// host model of grant_memory.
 class host_grant_memory {
   public:
-    /// Pages of our grant table shared with a peer. Unshared (and zeroed) on destruction.
+    /// Pages shared with a peer. Unshared on destruction (the peer's mapping stays valid).
     class shared_pages {
       public:
         shared_pages(shared_pages&& other) noexcept;
@@ -80,11 +81,11 @@ class host_grant_memory {
     explicit host_grant_memory(std::shared_ptr<internal::host_domain> domain) noexcept
         : domain_(std::move(domain)) {}
 
-    /// Allocate `pages` zeroed pages of the grant table (unmap notification is emulated by the
-    /// rendezvous socket, so `notify` is accepted and not needed).
+    /// Share `pages` zeroed pages (at most 512) with `peer`. Unmap notification is emulated by
+    /// the rendezvous socket, so `notify` is accepted and not needed.
     [[nodiscard]] result<shared_pages> share(domid_t peer, std::size_t pages,
                                              std::optional<unmap_notify> notify);
-    /// Map `refs` of `peer`'s grant table (known from a rendezvous with that peer).
+    /// Map `refs` of one of `peer`'s shares, received in a rendezvous with that peer.
     [[nodiscard]] result<mapped_pages> map(domid_t peer, std::span<const grant_ref> refs,
                                            page_access access, std::optional<unmap_notify> notify);
 
@@ -182,7 +183,7 @@ class host_backend {
     [[nodiscard]] host_grant_memory& memory() noexcept { return *memory_; }
     [[nodiscard]] host_event_channel& events() noexcept { return *events_; }
     [[nodiscard]] host_rendezvous& directory() noexcept { return *directory_; }
-    /// Pages of the grant table currently shared (for leak checks).
+    /// Pages currently shared (for leak checks).
     [[nodiscard]] std::size_t shared_page_count() const noexcept;
 
   private:

@@ -422,10 +422,12 @@ class ring_channel {
 
     // --- notifications ------------------------------------------------------------------------
 
-    /// Hold back notifications until end_batch(): one check per batch, not per message.
+    /// Hold back index publication and notifications until end_batch(): the shared control
+    /// line moves between cores and the notify check runs once per batch, not per message.
     void begin_batch() noexcept { ++s().batch_depth; }
 
-    /// End a batch; delivers held-back notifications when the outermost batch ends.
+    /// End a batch; publishes the indices and delivers held-back notifications when the
+    /// outermost batch ends.
     [[nodiscard]] result<void> end_batch() {
         auto& st = s();
         if (st.batch_depth > 0 && --st.batch_depth == 0) {
@@ -434,11 +436,54 @@ class ring_channel {
         return {};
     }
 
-    /// Deliver held-back notifications now.
+    /// Publish held-back indices and deliver held-back notifications now.
     [[nodiscard]] result<void> flush() {
         auto& st = s();
+        if (st.indices_held) {
+            st.indices_held = false;
+            store_prod(st.write_prod);
+            store_cons(st.read_cons);
+        }
         const std::uint8_t pending = std::exchange(st.pending_notify, std::uint8_t{0});
         return pending == 0 ? result<void>{} : send_notify(pending);
+    }
+
+    /// Event-loop integration: ask the peer to notify us when data arrives; true when data is
+    /// already there, so the loop must not sleep. When native_handle() polls readable, call
+    /// consume_notification().
+    [[nodiscard]] result<bool> arm_readable() {
+        if (auto done = flush(); !done) {
+            return std::unexpected(done.error());
+        }
+        request_notify(VCHAN_NOTIFY_WRITE);
+        auto ready = readable_or_gone(1);
+        if (!ready) {
+            return std::unexpected(ready.error());
+        }
+        return *ready > 0;
+    }
+
+    /// Event-loop integration: ask the peer to notify us when room frees; true when `wanted`
+    /// bytes are already free.
+    [[nodiscard]] result<bool> arm_writable(std::size_t wanted) {
+        if (auto done = flush(); !done) {
+            return std::unexpected(done.error());
+        }
+        request_notify(VCHAN_NOTIFY_READ);
+        auto space = writable(wanted);
+        if (!space) {
+            return std::unexpected(space.error());
+        }
+        return *space >= wanted;
+    }
+
+    /// Take a pending event off the port without blocking.
+    [[nodiscard]] result<void> consume_notification() {
+        auto waited = s().port.wait(std::chrono::nanoseconds::zero());
+        if (!waited) {
+            return std::unexpected(waited.error());
+        }
+        return {};
     }
 
     // --- state ----------------------------------------------------------------------------------
@@ -540,6 +585,7 @@ class ring_channel {
         std::uint8_t* peer_live = nullptr;
 
         unsigned batch_depth = 0;
+        bool indices_held = false;  // prod/cons advanced inside a batch, not yet published
         std::uint8_t pending_notify = 0;
         bool corrupt = false;
         bool closed = false;
@@ -593,6 +639,11 @@ class ring_channel {
             return std::unexpected(usable.error());
         }
         auto& st = s();
+        // Outside a batch we are about to store to the control line anyway: check the peer
+        // still lives, so that writes to an exited peer fail at once.
+        if (st.batch_depth == 0 && peer_live_byte() == live_exited) {
+            return fail(errc::peer_gone);
+        }
         const std::uint32_t size = st.write_mask + 1;
         std::uint32_t used = internal::distance(st.write_cons_seen, st.write_prod);
         if (size - used < wanted) {
@@ -658,6 +709,14 @@ class ring_channel {
 
     void publish_prod(std::uint32_t prod) noexcept {
         s().write_prod = prod;
+        if (s().batch_depth > 0) {
+            s().indices_held = true;
+            return;
+        }
+        store_prod(prod);
+    }
+
+    void store_prod(std::uint32_t prod) noexcept {
         // Release: the bytes written into the ring are visible before the new index.
         std::atomic_ref<std::uint32_t>(*s().write_prod_shared)
             .store(prod, std::memory_order_release);
@@ -669,8 +728,17 @@ class ring_channel {
         if (internal::distance(st.read_peek, cons) <= st.read_mask + 1u) {
             st.read_peek = cons;  // stream reads move the peek point along
         }
+        if (st.batch_depth > 0) {
+            st.indices_held = true;
+            return;
+        }
+        store_cons(cons);
+    }
+
+    void store_cons(std::uint32_t cons) noexcept {
         // Release: our reads of the ring are complete before the writer may reuse the space.
-        std::atomic_ref<std::uint32_t>(*st.read_cons_shared).store(cons, std::memory_order_release);
+        std::atomic_ref<std::uint32_t>(*s().read_cons_shared)
+            .store(cons, std::memory_order_release);
     }
 
     void write_padding(std::uint32_t position, std::uint32_t to_end) noexcept {
