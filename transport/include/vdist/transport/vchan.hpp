@@ -439,9 +439,10 @@ class ring_channel {
     /// Publish held-back indices and deliver held-back notifications now.
     [[nodiscard]] result<void> flush() {
         auto& st = s();
-        if (st.indices_held) {
-            st.indices_held = false;
+        if (st.write_prod != st.write_prod_published) {
             store_prod(st.write_prod);
+        }
+        if (st.read_cons != st.read_cons_published) {
             store_cons(st.read_cons);
         }
         const std::uint8_t pending = std::exchange(st.pending_notify, std::uint8_t{0});
@@ -566,7 +567,8 @@ class ring_channel {
         std::uint32_t read_mask = 0;
         std::uint32_t* read_prod_shared = nullptr;
         std::uint32_t* read_cons_shared = nullptr;
-        std::uint32_t read_cons = 0;  // private copy of what we published
+        std::uint32_t read_cons = 0;  // private: what we consumed
+        std::uint32_t read_cons_published = 0;
         std::uint32_t read_peek = 0;  // end of frames handed out, not yet released
         std::uint32_t read_prod_seen = 0;
 
@@ -575,7 +577,8 @@ class ring_channel {
         std::uint32_t write_mask = 0;
         std::uint32_t* write_prod_shared = nullptr;
         std::uint32_t* write_cons_shared = nullptr;
-        std::uint32_t write_prod = 0;
+        std::uint32_t write_prod = 0;  // private: what we produced
+        std::uint32_t write_prod_published = 0;
         std::uint32_t write_cons_seen = 0;
         std::uint32_t reserved = 0;
 
@@ -585,7 +588,6 @@ class ring_channel {
         std::uint8_t* peer_live = nullptr;
 
         unsigned batch_depth = 0;
-        bool indices_held = false;  // prod/cons advanced inside a batch, not yet published
         std::uint8_t pending_notify = 0;
         bool corrupt = false;
         bool closed = false;
@@ -707,16 +709,19 @@ class ring_channel {
         return ready;
     }
 
+    /// Inside a batch an index is published once a quarter of the ring has passed (so that
+    /// the peer works in parallel on large frames), else when the batch ends.
     void publish_prod(std::uint32_t prod) noexcept {
-        s().write_prod = prod;
-        if (s().batch_depth > 0) {
-            s().indices_held = true;
-            return;
+        auto& st = s();
+        st.write_prod = prod;
+        if (st.batch_depth == 0 ||
+            internal::distance(st.write_prod_published, prod) > (st.write_mask >> 2)) {
+            store_prod(prod);
         }
-        store_prod(prod);
     }
 
     void store_prod(std::uint32_t prod) noexcept {
+        s().write_prod_published = prod;
         // Release: the bytes written into the ring are visible before the new index.
         std::atomic_ref<std::uint32_t>(*s().write_prod_shared)
             .store(prod, std::memory_order_release);
@@ -728,14 +733,14 @@ class ring_channel {
         if (internal::distance(st.read_peek, cons) <= st.read_mask + 1u) {
             st.read_peek = cons;  // stream reads move the peek point along
         }
-        if (st.batch_depth > 0) {
-            st.indices_held = true;
-            return;
+        if (st.batch_depth == 0 ||
+            internal::distance(st.read_cons_published, cons) > (st.read_mask >> 2)) {
+            store_cons(cons);
         }
-        store_cons(cons);
     }
 
     void store_cons(std::uint32_t cons) noexcept {
+        s().read_cons_published = cons;
         // Release: our reads of the ring are complete before the writer may reuse the space.
         std::atomic_ref<std::uint32_t>(*s().read_cons_shared)
             .store(cons, std::memory_order_release);
@@ -1040,9 +1045,9 @@ struct vchan_factory {
         st.write_prod_shared = &write_indices.prod;
         st.write_cons_shared = &write_indices.cons;
         // A fresh client starts from whatever the indices say (the server may have written).
-        st.read_cons = st.read_peek = st.read_prod_seen =
+        st.read_cons = st.read_cons_published = st.read_peek = st.read_prod_seen =
             std::atomic_ref<std::uint32_t>(read_indices.cons).load(std::memory_order_acquire);
-        st.write_prod = st.write_cons_seen =
+        st.write_prod = st.write_prod_published = st.write_cons_seen =
             std::atomic_ref<std::uint32_t>(write_indices.prod).load(std::memory_order_acquire);
         st.own_notify = server ? &ctl.srv_notify : &ctl.cli_notify;
         st.peer_notify = server ? &ctl.cli_notify : &ctl.srv_notify;
