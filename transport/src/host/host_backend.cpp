@@ -16,6 +16,8 @@
 #include <cstring>
 #include <thread>
 
+#include "poll_fd.hpp"
+
 namespace vdist::transport {
 namespace internal {
 
@@ -225,11 +227,6 @@ result<received_hello> receive_hello(int socket) {
     return received;
 }
 
-timespec to_timespec(std::chrono::nanoseconds t) {
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(t);
-    return timespec{static_cast<time_t>(seconds.count()), static_cast<long>((t - seconds).count())};
-}
-
 }  // namespace
 }  // namespace internal
 
@@ -423,25 +420,11 @@ void host_event_channel::port::service(bool consume_event) {
 }
 
 result<wait_outcome> host_event_channel::port::wait(std::chrono::nanoseconds timeout) {
-    pollfd fd{poll_fd_.get(), POLLIN, 0};
-    timespec limit{};
-    timespec* limit_ptr = nullptr;
-    if (timeout != forever) {
-        limit = internal::to_timespec(std::max(timeout, std::chrono::nanoseconds::zero()));
-        limit_ptr = &limit;
+    auto outcome = internal::wait_readable(poll_fd_.get(), timeout);
+    if (outcome && *outcome == wait_outcome::notified) {
+        service(true);
     }
-    const int ready = ::ppoll(&fd, 1, limit_ptr, nullptr);
-    if (ready < 0) {
-        if (errno == EINTR) {
-            return wait_outcome::notified;  // a spurious wake-up; callers re-check
-        }
-        return fail_errno();
-    }
-    if (ready == 0) {
-        return wait_outcome::timed_out;
-    }
-    service(true);
-    return wait_outcome::notified;
+    return outcome;
 }
 
 bool host_event_channel::port::peer_alive() {

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "poll_fd.hpp"
+
 namespace vdist::transport {
 namespace internal {
 
@@ -249,25 +251,12 @@ result<void> loopback_event_channel::port::notify() {
 }
 
 result<wait_outcome> loopback_event_channel::port::wait(std::chrono::nanoseconds timeout) {
-    pollfd fd{native_handle(), POLLIN, 0};
-    timespec limit{};
-    timespec* limit_ptr = nullptr;
-    if (timeout != forever) {
-        const auto t = std::max(timeout, std::chrono::nanoseconds::zero());
-        limit = {static_cast<time_t>(t.count() / 1'000'000'000),
-                 static_cast<long>(t.count() % 1'000'000'000)};
-        limit_ptr = &limit;
+    auto outcome = internal::wait_readable(native_handle(), timeout);
+    if (outcome && *outcome == wait_outcome::notified) {
+        std::uint64_t events = 0;
+        (void)::read(native_handle(), &events, sizeof events);
     }
-    const int ready = ::ppoll(&fd, 1, limit_ptr, nullptr);
-    if (ready < 0) {
-        return errno == EINTR ? result<wait_outcome>(wait_outcome::notified) : fail_errno();
-    }
-    if (ready == 0) {
-        return wait_outcome::timed_out;
-    }
-    std::uint64_t events = 0;
-    (void)::read(native_handle(), &events, sizeof events);
-    return wait_outcome::notified;
+    return outcome;
 }
 
 int loopback_event_channel::port::native_handle() const noexcept {
