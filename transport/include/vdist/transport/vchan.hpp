@@ -180,7 +180,7 @@ class ring_channel {
         }
         const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(*ready, bytes.size()));
         if (n == 0) {
-            return std::size_t{0};
+            return drained(std::size_t{0});
         }
         internal::copy_from_ring(s().read_ring, s().read_mask, s().read_cons, bytes.first(n));
         publish_cons(s().read_cons + n);
@@ -344,7 +344,7 @@ class ring_channel {
                 return std::unexpected(ready.error());
             }
             if (*ready < frame_header_size) {
-                return transport::read_frame{};
+                return drained(transport::read_frame{});
             }
             if ((st.read_peek & (frame_alignment - 1)) != 0) {
                 return fail(errc::misaligned_frame);
@@ -445,6 +445,7 @@ class ring_channel {
         if (st.read_cons != st.read_cons_published) {
             store_cons(st.read_cons);
         }
+        st.read_unsignalled = 0;
         const std::uint8_t pending = std::exchange(st.pending_notify, std::uint8_t{0});
         return pending == 0 ? result<void>{} : send_notify(pending);
     }
@@ -589,6 +590,7 @@ class ring_channel {
 
         unsigned batch_depth = 0;
         std::uint8_t pending_notify = 0;
+        std::uint32_t read_unsignalled = 0;  // bytes released since the last READ check
         bool corrupt = false;
         bool closed = false;
 
@@ -764,14 +766,30 @@ class ring_channel {
         return n;
     }
 
+    /// The "space freed" notification is lazy: it needs a full fence, and a writer only waits
+    /// for it when the ring is full. It goes out with our next write, wait, flush or close,
+    /// when we find the ring empty, or after a quarter ring of reads, whichever comes first.
     [[nodiscard]] result<std::size_t> finish_read(std::size_t n) {
-        s().pending_notify |= VCHAN_NOTIFY_READ;
-        if (s().batch_depth == 0) {
+        auto& st = s();
+        st.pending_notify |= VCHAN_NOTIFY_READ;
+        st.read_unsignalled += static_cast<std::uint32_t>(n);
+        if (st.batch_depth == 0 && st.read_unsignalled > (st.read_mask >> 2)) {
             if (auto done = flush(); !done) {
                 return std::unexpected(done.error());
             }
         }
         return n;
+    }
+
+    /// The reader found the ring empty: deliver a pending "space freed" notification now.
+    template <class T>
+    [[nodiscard]] result<T> drained(T value) {
+        if (s().batch_depth == 0 && (s().pending_notify & VCHAN_NOTIFY_READ) != 0) {
+            if (auto done = flush(); !done) {
+                return std::unexpected(done.error());
+            }
+        }
+        return value;
     }
 
     /// vchan send_notify: kick the peer only if it armed one of `bits`, clearing them.
