@@ -132,8 +132,11 @@ class buffer_pool {
 
 /// One side of a pair of queues. T is std::array<std::byte, N> (the item is the message) or
 /// std::byte* (the item points into the sender's buffer_pool).
+// Cache-line aligned: both endpoints live side by side on side A's stack, and unaligned, side
+// A's message shared a cache line with side B's message and references (false sharing on
+// every message: spsc_queue at 64 B ran at 5 M instead of 16 M msgs/s).
 template <template <class> class Queue, class T>
-class queue_endpoint {
+class alignas(64) queue_endpoint {
   public:
     static constexpr bool pooled = std::is_pointer_v<T>;
 

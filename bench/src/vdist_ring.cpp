@@ -10,6 +10,9 @@
 #include <time.h>
 
 #include <cstring>
+#include <optional>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -55,30 +58,42 @@ class ring_endpoint {
         return copy_out_and_release(*frame);
     }
 
+    // The stream loops below are the measured path: per message they do the ring's work, one
+    // memcpy and a few branches, nothing else. Errors leave the loop as a trivial batch_error
+    // and become an outcome once the batch has ended. An outcome<void> per message (a
+    // std::string inside, assigned and returned through memory) cost 15-20 % at 64 B.
+
     [[nodiscard]] outcome<void> stream_out(clock::time_point until) {
+        const std::size_t size = message_.size();
         message_[0] = data_flag;
         do {
             channel_.begin_batch();
             std::size_t written = 0;
-            outcome<void> status;
+            batch_error failed;
             for (; written < config_.batch; ++written) {
-                auto frame = channel_.try_reserve(message_.size());
+                auto frame = channel_.try_reserve(size);
                 if (!frame) {
-                    status = failure("try_reserve", frame.error());
+                    failed = {"try_reserve", frame.error()};
                     break;
                 }
                 if (!*frame) {
                     break;  // the ring is full
                 }
-                if (status = fill_and_commit(*frame); !status) {
+                if (frame->payload.size() < size) {
+                    failed = {"reserve returned a frame smaller than asked for", {}};
+                    break;
+                }
+                std::memcpy(frame->payload.data(), message_.data(), size);
+                if (auto committed = channel_.commit(*frame, size); !committed) {
+                    failed = {"commit", committed.error()};
                     break;
                 }
             }
-            if (auto ended = channel_.end_batch(); !ended && status) {
-                status = failure("end_batch", ended.error());
+            if (auto ended = channel_.end_batch(); !ended && !failed) {
+                failed = {"end_batch", ended.error()};
             }
-            if (!status) {
-                return status;
+            if (failed) {
+                return failed.report();
             }
             if (written < config_.batch) {
                 // Full: wait for room outside the batch, under the wait policy.
@@ -92,22 +107,30 @@ class ring_endpoint {
     }
 
     [[nodiscard]] outcome<stream_count> stream_in() {
+        const std::size_t size = message_.size();
         stream_counter counter;
         for (;;) {
             channel_.begin_batch();
             std::size_t taken = 0;
             bool stopped = false;
-            outcome<void> status;
+            batch_error failed;
+            std::optional<std::size_t> wrong_size;
             for (; taken < config_.batch; ++taken) {
                 auto frame = channel_.try_read_frame();
                 if (!frame) {
-                    status = failure("try_read_frame", frame.error());
+                    failed = {"try_read_frame", frame.error()};
                     break;
                 }
                 if (!*frame) {
                     break;  // the ring is empty
                 }
-                if (status = copy_out_and_release(*frame); !status) {
+                if (frame->payload.size() != size) {
+                    wrong_size = frame->payload.size();
+                    break;
+                }
+                std::memcpy(message_.data(), frame->payload.data(), size);
+                if (auto released = channel_.release(*frame); !released) {
+                    failed = {"release", released.error()};
                     break;
                 }
                 if (message_[0] == stop_flag) {
@@ -116,11 +139,14 @@ class ring_endpoint {
                 }
                 counter.on_message();
             }
-            if (auto ended = channel_.end_batch(); !ended && status) {
-                status = failure("end_batch", ended.error());
+            if (auto ended = channel_.end_batch(); !ended && !failed) {
+                failed = {"end_batch", ended.error()};
             }
-            if (!status) {
-                return std::unexpected(status.error());
+            if (wrong_size) {
+                return wrong_frame_size(*wrong_size);
+            }
+            if (failed) {
+                return failed.report();
             }
             if (stopped) {
                 return counter.finish();
@@ -139,7 +165,29 @@ class ring_endpoint {
     }
 
   private:
-    [[nodiscard]] outcome<void> fill_and_commit(transport::write_frame frame) {
+    /// An error met inside a batch; `what` is nullptr when there was none.
+    struct batch_error {
+        const char* what = nullptr;
+        std::error_code error;  ///< none when `what` says it all
+
+        [[nodiscard]] explicit operator bool() const noexcept { return what != nullptr; }
+        [[nodiscard]] std::unexpected<std::string> report() const {
+            return error ? failure(what, error) : failure(what);
+        }
+    };
+
+    [[nodiscard]] std::unexpected<std::string> wrong_frame_size(std::size_t got) const {
+        return failure("received a frame of " + std::to_string(got) + " bytes, expected " +
+                       std::to_string(message_.size()));
+    }
+
+    // Frames by reference: GCC copies a by-value frame argument with a 16-byte load of what
+    // try_reserve / try_read_frame had just stored as two 8-byte fields. Such a load cannot be
+    // forwarded from the store buffer; it waits until every older store is in the cache,
+    // including the stores into ring lines the peer holds: one cross-core round trip per
+    // message. The stream, through a by-value fill_and_commit, ran at 5.3 M msgs/s at 64 B
+    // instead of the standalone loop's 14-25 M.
+    [[nodiscard]] outcome<void> fill_and_commit(const transport::write_frame& frame) {
         if (frame.payload.size() < message_.size()) {
             return failure("reserve returned a frame smaller than asked for");
         }
@@ -150,10 +198,9 @@ class ring_endpoint {
         return {};
     }
 
-    [[nodiscard]] outcome<void> copy_out_and_release(transport::read_frame frame) {
+    [[nodiscard]] outcome<void> copy_out_and_release(const transport::read_frame& frame) {
         if (frame.payload.size() != message_.size()) {
-            return failure("received a frame of " + std::to_string(frame.payload.size()) +
-                           " bytes, expected " + std::to_string(message_.size()));
+            return wrong_frame_size(frame.payload.size());
         }
         std::memcpy(message_.data(), frame.payload.data(), message_.size());
         if (auto released = channel_.release(frame); !released) {
