@@ -24,6 +24,12 @@
 #include "vdist/transport/seams.hpp"
 #include "vdist/transport/vchan_layout.hpp"
 
+// The frame calls are inlined into their callers: returned through memory, a frame is stored
+// field by field and read back whole, and such a load waits for every older store to reach the
+// cache, ring writes pending on the peer's core included (a cross-core round trip per message).
+#define VDIST_HOT [[gnu::always_inline]] inline
+#define VDIST_COLD [[gnu::noinline]]
+
 namespace vdist::transport {
 
 enum class vchan_role { server, client };
@@ -257,7 +263,7 @@ class ring_channel {
 
     /// Reserve a frame of `n` payload bytes in ring memory; a false frame when the ring is
     /// full. At most one reservation is outstanding; commit() publishes it.
-    [[nodiscard]] result<write_frame> try_reserve(std::size_t n) {
+    [[nodiscard]] VDIST_HOT result<write_frame> try_reserve(std::size_t n) {
         if (n > max_frame_payload()) {
             return fail(errc::frame_too_large);
         }
@@ -295,7 +301,8 @@ class ring_channel {
     }
 
     /// Reserve a frame, waiting for room.
-    [[nodiscard]] result<write_frame> reserve(std::size_t n, std::chrono::nanoseconds timeout) {
+    [[nodiscard]] VDIST_HOT result<write_frame> reserve(std::size_t n,
+                                                        std::chrono::nanoseconds timeout) {
         const auto deadline = deadline_after(timeout);
         for (;;) {
             auto frame = try_reserve(n);
@@ -317,7 +324,7 @@ class ring_channel {
     }
 
     /// Publish the reserved frame, shrunk to its first `used` payload bytes.
-    [[nodiscard]] result<void> commit(write_frame frame, std::size_t used) {
+    [[nodiscard]] VDIST_HOT result<void> commit(write_frame frame, std::size_t used) {
         auto& st = s();
         if (st.reserved == 0 || frame.footprint != st.reserved || used > frame.payload.size()) {
             return fail(errc::protocol_error);
@@ -336,7 +343,7 @@ class ring_channel {
 
     /// Next frame without blocking; a false frame when none is complete. Frames must be
     /// released in the order they were read; several may be held at once.
-    [[nodiscard]] result<transport::read_frame> try_read_frame() {
+    [[nodiscard]] VDIST_HOT result<transport::read_frame> try_read_frame() {
         auto& st = s();
         for (;;) {
             auto ready = readable_or_gone(frame_header_size, st.read_peek);
@@ -384,7 +391,8 @@ class ring_channel {
     }
 
     /// Next frame, waiting for one.
-    [[nodiscard]] result<transport::read_frame> read_frame(std::chrono::nanoseconds timeout) {
+    [[nodiscard]] VDIST_HOT result<transport::read_frame> read_frame(
+        std::chrono::nanoseconds timeout) {
         const auto deadline = deadline_after(timeout);
         for (;;) {
             auto frame = try_read_frame();
@@ -400,7 +408,7 @@ class ring_channel {
     }
 
     /// Give the space of `frame` (and of any padding before it) back to the writer.
-    [[nodiscard]] result<void> release(transport::read_frame frame) {
+    [[nodiscard]] VDIST_HOT result<void> release(transport::read_frame frame) {
         auto& st = s();
         const auto* start = frame.payload.data() - frame_header_size;
         if (start < st.read_ring || start >= st.read_ring + st.read_mask + 1) {
@@ -626,7 +634,7 @@ class ring_channel {
         return {};
     }
 
-    [[nodiscard]] std::unexpected<std::error_code> corrupt() {
+    [[nodiscard]] VDIST_COLD std::unexpected<std::error_code> corrupt() {
         s().corrupt = true;
         close();
         return fail(errc::ring_corrupt);
@@ -836,8 +844,8 @@ class ring_channel {
     /// Wait until `ready()` holds, following the channel's wait policy. `arm_bit` is the
     /// notification we ask for before sleeping.
     template <class Ready>
-    [[nodiscard]] result<void> await(Ready ready, std::uint8_t arm_bit,
-                                     clock::time_point deadline) {
+    [[nodiscard]] VDIST_COLD result<void> await(Ready ready, std::uint8_t arm_bit,
+                                                clock::time_point deadline) {
         if (auto done = flush(); !done) {  // never sleep on notifications we are holding back
             return done;
         }
