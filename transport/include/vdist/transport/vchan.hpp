@@ -1122,3 +1122,6 @@ class channel_handle {
 };
 
 }  // namespace vdist::transport
+
+#undef VDIST_HOT
+#undef VDIST_COLD
