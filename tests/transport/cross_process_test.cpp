@@ -47,7 +47,7 @@ std::uint64_t pattern_checksum(std::size_t bytes) {
 }
 
 class CrossProcessTest : public ::testing::TestWithParam<wait_mode> {
-protected:
+  protected:
     void SetUp() override {
         std::string pattern = (std::filesystem::temp_directory_path() / "vdist-xproc-XXXXXX");
         ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
@@ -71,10 +71,9 @@ protected:
         auto server = vchan_server(*backend_, {1, 2, "xproc"}, orders, policy);
         ASSERT_TRUE(server) << server.error().message();
         server_.emplace(std::move(*server));
-        peer_.emplace(VDIST_RING_PEER,
-                      std::vector<std::string>{run_dir_.string(), "1", "2", "xproc",
-                                               mode_name(GetParam()), action,
-                                               std::to_string(bytes)});
+        peer_.emplace(VDIST_RING_PEER, std::vector<std::string>{run_dir_.string(), "1", "2",
+                                                                "xproc", mode_name(GetParam()),
+                                                                action, std::to_string(bytes)});
         auto connected = server_->wait_connected(10s);
         ASSERT_TRUE(connected) << connected.error().message();
     }
@@ -143,9 +142,8 @@ TEST_P(CrossProcessTest, shouldReportRingCorruptWhenPeerWritesImpossibleIndices)
                                wait_policy{.mode = GetParam()});
     ASSERT_TRUE(server);
     server_.emplace(std::move(*server));
-    peer_.emplace(VDIST_RING_PEER,
-                  std::vector<std::string>{run_dir_.string(), "1", "2", "xproc",
-                                           mode_name(GetParam()), "scribble"});
+    peer_.emplace(VDIST_RING_PEER, std::vector<std::string>{run_dir_.string(), "1", "2", "xproc",
+                                                            mode_name(GetParam()), "scribble"});
     ASSERT_TRUE(server_->wait_connected(10s));
     std::array<std::byte, 256> buffer{};
     auto got = server_->read(buffer, 10s);

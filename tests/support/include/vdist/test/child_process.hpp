@@ -18,7 +18,7 @@
 namespace vdist::test {
 
 class child_process {
-public:
+  public:
     /// Start `program` with `args`; its stdout goes to a pipe read by output().
     child_process(const std::string& program, const std::vector<std::string>& args) {
         int pipe_fds[2];
@@ -98,7 +98,7 @@ public:
         return text;
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     int stdout_fd_ = -1;
     std::optional<int> status_;

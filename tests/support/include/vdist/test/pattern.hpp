@@ -10,7 +10,7 @@ namespace vdist::test {
 
 /// FNV-1a, 64 bit, streaming.
 class fnv1a {
-public:
+  public:
     void update(std::span<const std::byte> bytes) noexcept {
         for (std::byte b : bytes) {
             hash_ = (hash_ ^ static_cast<std::uint64_t>(b)) * 0x100000001b3ULL;
@@ -18,13 +18,13 @@ public:
     }
     [[nodiscard]] std::uint64_t value() const noexcept { return hash_; }
 
-private:
+  private:
     std::uint64_t hash_ = 0xcbf29ce484222325ULL;
 };
 
 /// An endless pseudo-random byte stream (xorshift64*), identical for identical seeds.
 class pattern {
-public:
+  public:
     explicit pattern(std::uint64_t seed) noexcept : state_(seed | 1) {}
     void fill(std::span<std::byte> out) noexcept {
         for (std::byte& b : out) {
@@ -35,7 +35,7 @@ public:
         }
     }
 
-private:
+  private:
     std::uint64_t state_;
 };
 
