@@ -13,7 +13,7 @@ class category final : public std::error_category {
     std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
             case errc::ring_corrupt:
-                return "ring corrupt: the peer published impossible indices";
+                return "ring corrupt: the peer published impossible indices or frames";
             case errc::peer_gone:
                 return "peer gone";
             case errc::stale_generation:
