@@ -73,6 +73,10 @@ int run_node(const node_options& options) {
         return 1;
     }
 
+    auto failed = [&](const std::error_code& error) {
+        std::fprintf(stderr, "node %u: %s\n", options.domid, error.message().c_str());
+        return 1;
+    };
     std::uint64_t sent = 0;
     std::uint64_t received = 0;
     std::uint64_t received_bytes = 0;
@@ -108,9 +112,7 @@ int run_node(const node_options& options) {
             for (int i = 0; i < 64; ++i) {
                 auto frame = channel->try_reserve(finishing ? sizeof end_of_stream : size);
                 if (!frame) {
-                    std::fprintf(stderr, "node %u: %s\n", options.domid,
-                                 frame.error().message().c_str());
-                    return 1;
+                    return failed(frame.error());
                 }
                 if (!*frame) {
                     break;
@@ -131,9 +133,7 @@ int run_node(const node_options& options) {
         for (int i = 0; i < 64 && !got_end; ++i) {
             auto frame = channel->try_read_frame();
             if (!frame) {
-                std::fprintf(stderr, "node %u: %s\n", options.domid,
-                             frame.error().message().c_str());
-                return 1;
+                return failed(frame.error());
             }
             if (!*frame) {
                 break;
@@ -149,9 +149,7 @@ int run_node(const node_options& options) {
                 return 1;
             }
             if (!frame && frame.error() != errc::timed_out) {
-                std::fprintf(stderr, "node %u: %s\n", options.domid,
-                             frame.error().message().c_str());
-                return 1;
+                return failed(frame.error());
             }
         }
         if (const auto now = clock::now(); now >= next_report) {
