@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build demo test bench format format-check clean
+.PHONY: all setup configure build demo test test-xen bench format format-check clean
 
 all: build
 
@@ -22,6 +22,10 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 300 -j$(JOBS)
+
+# Boots Xen under QEMU and runs the Xen-backend checks in dom0 (downloads Debian's Xen + kernel).
+test-xen: build
+	@tests/xen/run-xen-qemu.sh $(BUILD_DIR)/bin/xen_ring_check $(BUILD_DIR)/xen-qemu
 
 bench: build
 	@$(BUILD_DIR)/bin/vdist bench transport
