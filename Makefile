@@ -25,7 +25,8 @@ test: build
 
 # Boots Xen under QEMU and runs the Xen-backend checks in dom0 (downloads Debian's Xen + kernel).
 test-xen: build
-	@tests/xen/run-xen-qemu.sh $(BUILD_DIR)/bin/xen_ring_check $(BUILD_DIR)/xen-qemu
+	@tests/xen/run-xen-qemu.sh $(BUILD_DIR)/bin/xen_ring_check $(BUILD_DIR)/bin/libxenvchan_peer \
+	    $(BUILD_DIR)/xen-qemu
 
 bench: build
 	@$(BUILD_DIR)/bin/vdist bench transport

@@ -4,13 +4,17 @@
 # pitfalls: ../shared/research/xen-qemu.md. Debian packages are downloaded and unpacked into the
 # scratch directory, never installed into the host's boot.
 #
-#   run-xen-qemu.sh <xen_ring_check binary> <scratch dir>
+#   run-xen-qemu.sh <xen_ring_check> <libxenvchan_peer> <scratch dir>
 #
-# Exit status: 0 when every check printed XEN_RING_OK, 1 on a failed check, 77 when QEMU
-# cannot run here (the serial log is kept as <scratch>/serial-dom0.log).
+# In dom0, for in-page rings (1 KiB / 2 KiB) and paged rings (64 KiB): vdist server + vdist
+# client, vdist server + libxenvchan client, libxenvchan server + vdist client; each does 1000
+# one-byte round trips and a 1 MiB echo verified byte for byte.
+# Exit status: 0 when every pair passed, 1 otherwise, 77 when QEMU cannot run here. The serial
+# log (Xen and dom0 consoles) is kept as <scratch>/serial-dom0.log.
 set -euo pipefail
-BIN=$(readlink -f "$1")
-W=$(readlink -m "$2")
+VDIST_CHECK=$(readlink -f "$1")
+LIBXENVCHAN_PEER=$(readlink -f "$2")
+W=$(readlink -m "$3")
 mkdir -p "$W" && cd "$W"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -55,7 +59,8 @@ copy_binary() {  # copy_binary SOURCE DESTINATION: a binary and its shared-libra
     done
 }
 tools=x/usr/lib/xen-4.17/bin
-copy_binary "$BIN" /bin/xen_ring_check
+copy_binary "$VDIST_CHECK" /bin/xen_ring_check
+copy_binary "$LIBXENVCHAN_PEER" /bin/libxenvchan_peer
 copy_binary "$tools/xenstored" /sbin/xenstored
 copy_binary "$tools/xen-init-dom0" /sbin/xen-init-dom0
 modules=x/lib/modules/$kernel_version/kernel/drivers/xen
@@ -79,13 +84,25 @@ mount -t xenfs xenfs /proc/xen
 xenstored --pid-file /run/xenstored.pid || echo "xenstored failed"
 xen-init-dom0 || echo "xen-init-dom0 failed"
 echo "XENSTORE_UP uptime=$(up)"
-# In-page rings (1 KiB / 2 KiB slots of the control page) and multi-page rings (64 KiB).
+# pair SERVER CLIENT SIZES PORT: run one exchange in dom0 (domid 0 talks to itself). Ports stay
+# short: libxenvchan formats "<path>/event-channel" into a 64-byte buffer and cuts longer paths.
+pair() {
+    port=$4
+    path=/local/domain/0/data/vchan/0/$port
+    started=$(up)
+    if [ "$1" = vdist ]; then timeout 120 xen_ring_check server 0 "$port" 1048576 $3 &
+    else timeout 120 libxenvchan_peer server 0 "$path" 1048576 $3 & fi
+    server=$!
+    if [ "$2" = vdist ]; then timeout 120 xen_ring_check client 0 "$port" 1048576
+    else timeout 120 libxenvchan_peer client 0 "$path" 1048576; fi
+    client_rc=$?
+    wait $server
+    echo "XEN_CHECK server=$1 client=$2 sizes=${3% *}/${3#* } client_rc=$client_rc server_rc=$? seconds=$started-$(up)"
+}
 for sizes in "1024 2048" "65536 65536"; do
-    port="p${sizes% *}"
-    timeout 120 xen_ring_check server 0 "$port" 1048576 $sizes &
-    timeout 120 xen_ring_check client 0 "$port" 1048576
-    echo "XEN_CLIENT_RC=$? sizes=$sizes uptime=$(up)"
-    wait
+    pair vdist vdist "$sizes" "vv${sizes% *}"
+    pair vdist libxenvchan "$sizes" "vl${sizes% *}"
+    pair libxenvchan vdist "$sizes" "lv${sizes% *}"
 done
 echo "DOM0_DONE uptime=$(up)"
 reboot -f
@@ -101,13 +118,14 @@ timeout "${QEMU_TIMEOUT:-300}" qemu-system-x86_64 -machine q35 -cpu max,-smap -s
     -initrd "vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,dom0-initrd.gz" \
     -serial file:serial-dom0.log > qemu.out 2>&1 || true
 end=$(date +%s%N)
-grep -E "DOM0_INIT|XENSTORE_UP|XEN_RING|XEN_CLIENT_RC|DOM0_DONE" serial-dom0.log || true
+grep -E "DOM0_INIT|XENSTORE_UP|XEN_RING|XEN_CHECK|DOM0_DONE" serial-dom0.log || true
 echo "QEMU ran $(((end - start) / 1000000)) ms (serial log: $W/serial-dom0.log)"
 if ! grep -q DOM0_DONE serial-dom0.log; then
     echo "FAIL: dom0 did not finish"
     exit 1
 fi
-if grep -q XEN_RING_FAIL serial-dom0.log || [ "$(grep -c 'XEN_RING_OK client' serial-dom0.log)" -ne 2 ]; then
+if grep -q XEN_RING_FAIL serial-dom0.log ||
+    [ "$(grep -c 'XEN_CHECK .*client_rc=0 server_rc=0' serial-dom0.log)" -ne 6 ]; then
     echo "FAIL: a Xen ring check failed"
     exit 1
 fi

@@ -119,12 +119,12 @@ int main(int argc, char** argv) {
         if (!channel) {
             return failed("vchan_server", channel.error());
         }
-        if (auto connected = channel->wait_connected(60s); !connected) {
+        if (auto connected = channel->wait_connected(20s); !connected) {
             return failed("wait_connected", connected.error());
         }
         return serve(*channel, bytes);
     }
-    auto channel = vchan_client(*backend, {peer, backend->domid(), argv[3]}, policy, 60s);
+    auto channel = vchan_client(*backend, {peer, backend->domid(), argv[3]}, policy, 20s);
     if (!channel) {
         return failed("vchan_client", channel.error());
     }

@@ -41,6 +41,8 @@ struct unmap_notify {
 };
 
 /// A vchan's address: XenStore path `/local/domain/<server>/data/vchan/<client>/<port>`.
+/// For interop with libxenvchan keep `xenstore_path()` under 50 bytes: libxenvchan formats
+/// `<path>/event-channel` into a 64-byte buffer and silently cuts longer paths.
 struct vchan_address {
     domid_t server = 0;
     domid_t client = 0;
