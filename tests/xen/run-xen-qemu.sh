@@ -6,8 +6,9 @@
 #
 #   run-xen-qemu.sh <xen_ring_check> <libxenvchan_peer> <scratch dir>
 #
-# In dom0, for in-page rings (1 KiB / 2 KiB) and paged rings (64 KiB): vdist server + vdist
-# client, vdist server + libxenvchan client, libxenvchan server + vdist client; each does 1000
+# For in-page rings (1 KiB / 2 KiB) and paged rings (64 KiB), in dom0: vdist server + vdist
+# client, vdist server + libxenvchan client, libxenvchan server + vdist client; then a vdist
+# server in dom0 with a vdist client in a PV domU started by `xl create`. Each pair does 1000
 # one-byte round trips and a 1 MiB echo verified byte for byte.
 # Exit status: 0 when every pair passed, 1 otherwise, 77 when QEMU cannot run here. The serial
 # log (Xen and dom0 consoles) is kept as <scratch>/serial-dom0.log.
@@ -63,6 +64,10 @@ copy_binary "$VDIST_CHECK" /bin/xen_ring_check
 copy_binary "$LIBXENVCHAN_PEER" /bin/libxenvchan_peer
 copy_binary "$tools/xenstored" /sbin/xenstored
 copy_binary "$tools/xen-init-dom0" /sbin/xen-init-dom0
+copy_binary "$tools/xl" /sbin/xl
+copy_binary "$tools/xenconsoled" /sbin/xenconsoled
+cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$root/usr/lib/x86_64-linux-gnu/"  # xl needs it (pthread_cancel)
+: > "$root/etc/xen/xl.conf"
 modules=x/lib/modules/$kernel_version/kernel/drivers/xen
 for module in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
     file=$(find "$modules" -name "$module.ko*" | head -1)
@@ -72,6 +77,35 @@ for module in xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc; do
         *) cp "$file" "$root/lib/modules/$module.ko" ;;
     esac
 done
+# The domU: the same kernel with a busybox initramfs holding the vdist client. Its /init runs the
+# clients against dom0's servers, then powers the domain off.
+domu=$W/domu-root
+rm -rf "$domu"
+mkdir -p "$domu"/{bin,proc,sys,dev,tmp,lib/modules}
+cp /bin/busybox "$domu/bin/"
+saved_root=$root
+root=$domu
+copy_binary "$VDIST_CHECK" /bin/xen_ring_check
+root=$saved_root
+for module in xen-evtchn xen-gntdev xen-gntalloc; do
+    cp "$root/lib/modules/$module.ko" "$domu/lib/modules/"
+done
+cat > "$domu/init" <<'EOI'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+for m in xen-evtchn xen-gntdev xen-gntalloc; do insmod /lib/modules/$m.ko; done
+echo "DOMU_UP uptime=$(cut -d' ' -f1 /proc/uptime)"
+for port in du1024 du65536; do
+    timeout 60 xen_ring_check client 0 $port 1048576
+    echo "DOMU_CLIENT port=$port rc=$?"
+done
+poweroff -f
+EOI
+chmod +x "$domu/init"
+(cd "$domu" && find . | cpio -H newc -o --quiet | gzip -1) > "$root/root/domu-initrd.gz"
+cp vmlinuz "$root/root/vmlinuz"
+
 cat > "$root/init" <<'EOI'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -104,6 +138,31 @@ for sizes in "1024 2048" "65536 65536"; do
     pair vdist libxenvchan "$sizes" "vl${sizes% *}"
     pair libxenvchan vdist "$sizes" "lv${sizes% *}"
 done
+# dom0 <-> domU: the servers for peer domid 1 are created only once the domain exists (C
+# xenstored ignores a permission entry naming a domain created after the node).
+mkdir -p /dev/pts /var/log/xen/console; mount -t devpts devpts /dev/pts
+xenconsoled --log=guest --log-dir=/var/log/xen/console &
+cat > /root/domu.cfg <<EOC
+name="vdist-domu"
+memory=256
+vcpus=1
+kernel="/root/vmlinuz"
+ramdisk="/root/domu-initrd.gz"
+extra="console=hvc0 quiet"
+on_poweroff="destroy"
+EOC
+if xl create /root/domu.cfg; then
+    echo "XL_CREATE_OK uptime=$(up)"
+    for sizes in "1024 2048" "65536 65536"; do
+        started=$(up)
+        timeout 120 xen_ring_check server 1 "du${sizes% *}" 1048576 $sizes
+        echo "XEN_DOMU_CHECK server=vdist-dom0 client=vdist-domU sizes=${sizes% *}/${sizes#* } server_rc=$? seconds=$started-$(up)"
+    done
+    sleep 1
+    echo "--- domU console:"; cat /var/log/xen/console/guest-vdist-domu.log
+else
+    echo "XL_CREATE_FAILED"
+fi
 echo "DOM0_DONE uptime=$(up)"
 reboot -f
 EOI
@@ -118,14 +177,16 @@ timeout "${QEMU_TIMEOUT:-300}" qemu-system-x86_64 -machine q35 -cpu max,-smap -s
     -initrd "vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,dom0-initrd.gz" \
     -serial file:serial-dom0.log > qemu.out 2>&1 || true
 end=$(date +%s%N)
-grep -E "DOM0_INIT|XENSTORE_UP|XEN_RING|XEN_CHECK|DOM0_DONE" serial-dom0.log || true
+grep -E "DOM0_INIT|XENSTORE_UP|XEN_RING|XEN_CHECK|XL_|DOMU_|DOM0_DONE" serial-dom0.log || true
 echo "QEMU ran $(((end - start) / 1000000)) ms (serial log: $W/serial-dom0.log)"
 if ! grep -q DOM0_DONE serial-dom0.log; then
     echo "FAIL: dom0 did not finish"
     exit 1
 fi
 if grep -q XEN_RING_FAIL serial-dom0.log ||
-    [ "$(grep -c 'XEN_CHECK .*client_rc=0 server_rc=0' serial-dom0.log)" -ne 6 ]; then
+    [ "$(grep -c 'XEN_CHECK .*client_rc=0 server_rc=0' serial-dom0.log)" -ne 6 ] ||
+    [ "$(grep -c 'XEN_DOMU_CHECK .*server_rc=0' serial-dom0.log)" -ne 2 ] ||
+    [ "$(grep -c 'DOMU_CLIENT .*rc=0' serial-dom0.log)" -ne 2 ]; then
     echo "FAIL: a Xen ring check failed"
     exit 1
 fi
