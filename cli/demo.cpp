@@ -41,13 +41,6 @@ struct node_options {
     std::string mode = "spin";
 };
 
-wait_mode mode_named(const std::string& name) {
-    if (name == "busy") {
-        return wait_mode::busy_poll;
-    }
-    return name == "block" ? wait_mode::block : wait_mode::spin_then_block;
-}
-
 /// One demo node: streams numbered frames to its peer while checking the peer's frames arrive
 /// complete and in order, all on one thread (a node is a single-core VM).
 int run_node(const node_options& options) {
@@ -59,7 +52,8 @@ int run_node(const node_options& options) {
     const bool server = options.role == "server";
     const vchan_address address{server ? options.domid : options.peer,
                                 server ? options.peer : options.domid, "demo"};
-    const wait_policy policy{.mode = mode_named(options.mode)};
+    const wait_policy policy{
+        .mode = parse_wait_mode(options.mode).value_or(wait_mode::spin_then_block)};
     auto channel =
         server ? vchan_server(*backend, address, ring_orders::for_sizes(1 << 16, 1 << 16), policy)
                : vchan_client(*backend, address, policy, 10s);

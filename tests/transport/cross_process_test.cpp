@@ -23,15 +23,7 @@ namespace {
 constexpr std::size_t hundred_megabytes = 100u << 20;
 
 std::string mode_name(wait_mode mode) {
-    switch (mode) {
-        case wait_mode::busy_poll:
-            return "busy";
-        case wait_mode::spin_then_block:
-            return "spin";
-        case wait_mode::block:
-            return "block";
-    }
-    return "spin";
+    return std::string(wait_mode_name(mode));
 }
 
 std::uint64_t pattern_checksum(std::size_t bytes) {

@@ -34,13 +34,7 @@ int failed(const char* what, const std::error_code& error) {
 wait_policy policy_named(const std::string& name) {
     wait_policy policy;
     policy.recheck = forever;  // a lost wake-up must show as a hang, caught by the watchdog
-    if (name == "busy") {
-        policy.mode = wait_mode::busy_poll;
-    } else if (name == "block") {
-        policy.mode = wait_mode::block;
-    } else {
-        policy.mode = wait_mode::spin_then_block;
-    }
+    policy.mode = parse_wait_mode(name).value_or(wait_mode::spin_then_block);
     return policy;
 }
 

@@ -25,7 +25,9 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string_view>
 
 #include "vdist/transport/errc.hpp"
 
@@ -37,6 +39,29 @@ enum class wait_mode {
     spin_then_block,  ///< spin for wait_policy::spin, then arm notification and sleep
     block,            ///< arm notification and sleep at once
 };
+
+/// The short name of a wait mode on command lines: "busy", "spin" or "block".
+[[nodiscard]] constexpr std::string_view wait_mode_name(wait_mode mode) noexcept {
+    switch (mode) {
+        case wait_mode::busy_poll:
+            return "busy";
+        case wait_mode::spin_then_block:
+            return "spin";
+        case wait_mode::block:
+            return "block";
+    }
+    return "spin";
+}
+
+/// The wait mode named by wait_mode_name(), or nullopt.
+[[nodiscard]] constexpr std::optional<wait_mode> parse_wait_mode(std::string_view name) noexcept {
+    for (auto mode : {wait_mode::busy_poll, wait_mode::spin_then_block, wait_mode::block}) {
+        if (wait_mode_name(mode) == name) {
+            return mode;
+        }
+    }
+    return std::nullopt;
+}
 
 /// Per-channel waiting behaviour.
 struct wait_policy {
