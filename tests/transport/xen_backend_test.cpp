@@ -73,7 +73,7 @@ TEST(XenBackendTest, shouldFailEachSeamWithNoSuchDeviceWhenOpenedWithoutXen) {
     ASSERT_FALSE(memory.has_value());
     EXPECT_EQ(memory.error(), std::errc::no_such_device) << memory.error().message();
 
-    const auto events = xen_event_channel::open();
+    const auto events = xen_event_channel::open(0);
     ASSERT_FALSE(events.has_value());
     EXPECT_EQ(events.error(), std::errc::no_such_device) << events.error().message();
 

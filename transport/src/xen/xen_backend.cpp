@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -303,7 +304,9 @@ result<xen_grant_memory::mapped_pages> xen_grant_memory::map(domid_t peer,
                                                request.data(), protection);
     }
     if (data == nullptr) {
-        return fail_errno();
+        // gntdev answers EINVAL for any grant the hypervisor refused to map (not granted to
+        // us, revoked, out of the granter's table); the arguments were checked above.
+        return errno == EINVAL ? transport::fail(errc::invalid_grant) : fail_errno();
     }
     return mapped_pages(map_device_.get(), static_cast<std::byte*>(data), refs.size());
 }
@@ -380,6 +383,82 @@ void xen_grant_memory::mapped_pages::release() noexcept {
 // ---------------------------------------------------------------------------------------------
 // xen_event_channel
 
+// Tells whether a peer domain still exists, on a XenStore connection of its own (its watch
+// events then cannot be consumed by anyone else, and its watch ends with it): xenstored fires
+// @releaseDomain whenever any domain is destroyed, and XS_IS_DOMAIN_INTRODUCED then says whether
+// it was the peer. Both are privileged since XSA-115: in a domain without the privilege, open()
+// gives no watch.
+class xen_event_channel::port::domain_watch {
+  public:
+    // A watch on `peer`, or nullptr when this domain may not watch domains.
+    [[nodiscard]] static result<std::unique_ptr<domain_watch>> open(domid_t peer) {
+        std::unique_ptr<xs_handle, store_connection_closer> store(xs_open(0));
+        if (!store) {
+            return fail_open();
+        }
+        // Ask for the fd before registering: xenstored fires a watch once on registration,
+        // and that first firing already marks the fd readable.
+        const int fd = xs_fileno(store.get());
+        if (fd < 0) {
+            return fail_errno();
+        }
+        if (auto introduced = is_introduced(store.get(), peer); !introduced) {
+            if (introduced.error() == std::errc::permission_denied) {
+                return nullptr;
+            }
+            return std::unexpected(introduced.error());
+        }
+        if (!xs_watch(store.get(), "@releaseDomain", "vdist-peer-domain")) {
+            return errno == EACCES ? result<std::unique_ptr<domain_watch>>(nullptr) : fail_errno();
+        }
+        return std::unique_ptr<domain_watch>(new domain_watch(std::move(store), fd, peer));
+    }
+
+    // Readable when the watch has fired.
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+
+    // Consumes the fired events; false only when one fired and xenstored then said the peer is
+    // no longer introduced. When the answer cannot be had (a broken connection), the peer is
+    // taken to be alive: the ring's own checks and the distribution ticks still apply.
+    [[nodiscard]] bool peer_exists() noexcept {
+        bool fired = false;
+        while (std::unique_ptr<char*, free_deleter> event{xs_check_watch(store_.get())}) {
+            fired = true;
+        }
+        if (!fired) {
+            return true;
+        }
+        const auto introduced = is_introduced(store_.get(), peer_);
+        return !introduced || *introduced;
+    }
+
+  private:
+    struct store_connection_closer {
+        void operator()(xs_handle* store) const noexcept { xs_close(store); }
+    };
+
+    domain_watch(std::unique_ptr<xs_handle, store_connection_closer> store, int fd,
+                 domid_t peer) noexcept
+        : store_(std::move(store)), fd_(fd), peer_(peer) {}
+
+    // XS_IS_DOMAIN_INTRODUCED. libxenstore answers false both for "F" and for a failed
+    // request; errno, cleared first, tells them apart.
+    [[nodiscard]] static result<bool> is_introduced(xs_handle* store, domid_t domain) {
+        errno = 0;
+        if (xs_is_domain_introduced(store, domain)) {
+            return true;
+        }
+        if (errno != 0) {
+            return fail_errno();
+        }
+        return false;
+    }
+
+    std::unique_ptr<xs_handle, store_connection_closer> store_;
+    int fd_ = -1;
+    domid_t peer_ = 0;
+};
+
 namespace {
 
 struct event_handle_closer {
@@ -408,12 +487,12 @@ using event_handle = std::unique_ptr<xenevtchn_handle, event_handle_closer>;
 
 }  // namespace
 
-result<xen_event_channel> xen_event_channel::open() {
+result<xen_event_channel> xen_event_channel::open(domid_t self) {
     auto probe = open_event_handle();
     if (!probe) {
         return std::unexpected(probe.error());
     }
-    return xen_event_channel{};
+    return xen_event_channel(self);
 }
 
 result<xen_event_channel::port> xen_event_channel::bind_unbound_port(domid_t peer) {
@@ -425,7 +504,7 @@ result<xen_event_channel::port> xen_event_channel::bind_unbound_port(domid_t pee
     if (bound < 0) {
         return fail_errno();
     }
-    return adopt(handle->release(), static_cast<event_port>(bound));
+    return adopt(handle->release(), static_cast<event_port>(bound), peer);
 }
 
 result<xen_event_channel::port> xen_event_channel::bind_interdomain(domid_t peer,
@@ -438,11 +517,11 @@ result<xen_event_channel::port> xen_event_channel::bind_interdomain(domid_t peer
     if (bound < 0) {
         return fail_errno();
     }
-    return adopt(handle->release(), static_cast<event_port>(bound));
+    return adopt(handle->release(), static_cast<event_port>(bound), peer);
 }
 
-result<xen_event_channel::port> xen_event_channel::adopt(xenevtchn_handle* handle,
-                                                         event_port bound) {
+result<xen_event_channel::port> xen_event_channel::adopt(xenevtchn_handle* handle, event_port bound,
+                                                         domid_t peer) {
     // The port owns the handle and the binding from here on: every failure below unbinds.
     port adopted(handle, bound, xenevtchn_fd(handle));
     auto nonblocking = nonblocking_fd(handle);
@@ -451,6 +530,11 @@ result<xen_event_channel::port> xen_event_channel::adopt(xenevtchn_handle* handl
     }
     if (xenevtchn_unmask(handle, bound) != 0) {
         return fail_errno();
+    }
+    if (peer != self_) {
+        if (auto watched = adopted.watch_domain(peer); !watched) {
+            return std::unexpected(watched.error());
+        }
     }
     return adopted;
 }
@@ -462,7 +546,9 @@ xen_event_channel::port::port(port&& other) noexcept
     : handle_(std::exchange(other.handle_, nullptr)),
       port_(std::exchange(other.port_, 0)),
       fd_(std::exchange(other.fd_, -1)),
-      peer_gone_(std::exchange(other.peer_gone_, false)) {}
+      peer_gone_(std::exchange(other.peer_gone_, false)),
+      watch_(std::move(other.watch_)),
+      poll_fd_(std::move(other.poll_fd_)) {}
 
 xen_event_channel::port& xen_event_channel::port::operator=(port&& other) noexcept {
     if (this != &other) {
@@ -471,6 +557,8 @@ xen_event_channel::port& xen_event_channel::port::operator=(port&& other) noexce
         port_ = std::exchange(other.port_, 0);
         fd_ = std::exchange(other.fd_, -1);
         peer_gone_ = std::exchange(other.peer_gone_, false);
+        watch_ = std::move(other.watch_);
+        poll_fd_ = std::move(other.poll_fd_);
     }
     return *this;
 }
@@ -487,6 +575,8 @@ void xen_event_channel::port::release() noexcept {
     handle_ = nullptr;
     port_ = 0;
     fd_ = -1;
+    poll_fd_.reset();
+    watch_.reset();
 }
 
 void xen_event_channel::port::note_failure(int error) noexcept {
@@ -514,12 +604,18 @@ result<wait_outcome> xen_event_channel::port::wait(std::chrono::nanoseconds time
     }
     const deadline until(timeout);
     for (;;) {
-        const auto readable = wait_readable(fd_, until);
+        const auto readable = wait_readable(native_handle(), until);
         if (!readable) {
             return std::unexpected(readable.error());
         }
         if (!*readable) {
             return wait_outcome::timed_out;
+        }
+        if (watch_) {
+            check_peer_domain();
+            if (peer_gone_) {
+                return wait_outcome::notified;  // the caller finds peer_alive() false
+            }
         }
         const xenevtchn_port_or_error_t fired = xenevtchn_pending(handle_);
         if (fired < 0) {
@@ -539,6 +635,51 @@ result<wait_outcome> xen_event_channel::port::wait(std::chrono::nanoseconds time
         }
         return wait_outcome::notified;
     }
+}
+
+int xen_event_channel::port::native_handle() const noexcept {
+    return poll_fd_ ? poll_fd_.get() : fd_;
+}
+
+bool xen_event_channel::port::peer_alive() {
+    if (!peer_gone_ && watch_) {
+        pollfd entry{watch_->fd(), POLLIN, 0};
+        if (::poll(&entry, 1, 0) > 0) {
+            check_peer_domain();
+        }
+    }
+    return !peer_gone_;
+}
+
+void xen_event_channel::port::check_peer_domain() noexcept {
+    if (!watch_->peer_exists()) {
+        peer_gone_ = true;
+    }
+}
+
+result<void> xen_event_channel::port::watch_domain(domid_t peer) {
+    auto watch = domain_watch::open(peer);
+    if (!watch) {
+        return std::unexpected(watch.error());
+    }
+    if (!*watch) {
+        return {};  // not allowed here: the unmap notification is all this port has
+    }
+    unique_fd poll(::epoll_create1(EPOLL_CLOEXEC));
+    if (!poll) {
+        return fail_errno();
+    }
+    for (const int fd : {fd_, (*watch)->fd()}) {
+        epoll_event interest{};
+        interest.events = EPOLLIN;
+        interest.data.fd = fd;
+        if (::epoll_ctl(poll.get(), EPOLL_CTL_ADD, fd, &interest) != 0) {
+            return fail_errno();
+        }
+    }
+    watch_ = std::move(*watch);
+    poll_fd_ = std::move(poll);
+    return {};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,7 +871,7 @@ result<xen_backend> xen_backend::open() {
     if (!memory) {
         return std::unexpected(memory.error());
     }
-    auto events = xen_event_channel::open();
+    auto events = xen_event_channel::open(directory->domid());
     if (!events) {
         return std::unexpected(events.error());
     }

@@ -33,6 +33,7 @@
 
 #include "vdist/transport/errc.hpp"
 #include "vdist/transport/seams.hpp"
+#include "vdist/transport/unique_fd.hpp"
 #include "vdist/transport/vchan_layout.hpp"
 
 // The libxen handle types, declared here so that users of this header need no Xen headers.
@@ -118,7 +119,8 @@ class xen_grant_memory {
     /// anything is mapped; an empty `refs` with std::errc::invalid_argument. With `notify`
     /// (one ref and read_write access only, else std::errc::invalid_argument) the kernel zeroes the
     /// byte and signals the port when this process unmaps or dies (xengnttab_map_grant_ref_notify).
-    /// A ref the peer did not grant fails with the errno of the kernel.
+    /// A ref the hypervisor refuses to map (not granted to this domain, revoked, out of range)
+    /// fails with errc::invalid_grant; other system failures carry their errno.
     [[nodiscard]] result<mapped_pages> map(domid_t peer, std::span<const grant_ref> refs,
                                            page_access access, std::optional<unmap_notify> notify);
 
@@ -159,31 +161,46 @@ class xen_event_channel {
         /// the port, as libxenvchan_wait does. A dying peer fires the port through the unmap
         /// notification of the control page, so the caller then reads the live byte.
         [[nodiscard]] result<wait_outcome> wait(std::chrono::nanoseconds timeout);
-        /// The handle's fd (non-blocking), readable when an event is pending; after it polls
-        /// readable, call wait(0ns) to consume the event.
-        [[nodiscard]] int native_handle() const noexcept { return fd_; }
-        /// False once a call on this port failed in a way that shows the port is no longer
-        /// bound. This is a cheap flag, not a probe: on Xen a peer's death is seen through the
-        /// unmap notification (the kernel zeroes the peer's live byte in the control page and
-        /// fires this port) and, for a whole domain, through XenStore's @releaseDomain, which
-        /// the channel layer watches; neither shows up in the evtchn calls themselves.
-        [[nodiscard]] bool peer_alive() const noexcept { return !peer_gone_; }
+        /// Readable when an event is pending or the peer's domain may have gone; after it
+        /// polls readable, call wait(0ns) to consume the event. The handle's fd (non-blocking),
+        /// or, with a domain watch, an epoll fd over it and the watch's XenStore connection.
+        [[nodiscard]] int native_handle() const noexcept;
+        /// False once the peer is known to be gone. A peer process that exits or dies in a live
+        /// domain is seen through the unmap notification (its kernel zeroes the peer's live
+        /// byte in the control page and fires this port), which the channel layer reads. A
+        /// peer whose whole domain is destroyed unmaps nothing: a port bound to another domain
+        /// therefore watches XenStore's @releaseDomain and asks xenstored whether the peer is
+        /// still introduced; both are privileged (XSA-115), so only dom0 and domains granted
+        /// them have this watch. Cheap: a zero-timeout poll of the watch, no XenStore request
+        /// unless the watch fired. Also false once a call on the port failed in a way that
+        /// shows it is no longer bound.
+        [[nodiscard]] bool peer_alive();
+        /// Whether this port watches its peer's domain (see peer_alive()).
+        [[nodiscard]] bool watches_peer_domain() const noexcept { return watch_ != nullptr; }
 
       private:
         friend class xen_event_channel;
+        class domain_watch;
         port(xenevtchn_handle* handle, event_port local, int fd) noexcept;
         void release() noexcept;
         void note_failure(int error) noexcept;
+        // Starts watching `peer`'s domain, if this domain may (see peer_alive()).
+        [[nodiscard]] result<void> watch_domain(domid_t peer);
+        // Consumes the domain watch's events; marks the peer gone if its domain was released.
+        void check_peer_domain() noexcept;
 
         xenevtchn_handle* handle_ = nullptr;
         event_port port_ = 0;
         int fd_ = -1;
         bool peer_gone_ = false;
+        std::unique_ptr<domain_watch> watch_;
+        unique_fd poll_fd_;  // epoll over fd_ and the watch's fd, when there is a watch
     };
 
     /// Checks once that the evtchn device can be opened (the ports open their own handles).
+    /// `self` is this domain's id: ports bound to another domain watch it (port::peer_alive).
     /// Fails with std::errc::no_such_device when this machine has no Xen devices.
-    [[nodiscard]] static result<xen_event_channel> open();
+    [[nodiscard]] static result<xen_event_channel> open(domid_t self);
 
     /// Server side: allocates a port for `peer` to bind to (xenevtchn_bind_unbound_port), and
     /// unmasks it.
@@ -193,9 +210,12 @@ class xen_event_channel {
     [[nodiscard]] result<port> bind_interdomain(domid_t peer, event_port remote);
 
   private:
-    xen_event_channel() = default;
-    // Wraps a freshly bound handle in a port, then makes its fd non-blocking and unmasks.
-    [[nodiscard]] static result<port> adopt(xenevtchn_handle* handle, event_port bound);
+    explicit xen_event_channel(domid_t self) noexcept : self_(self) {}
+    // Wraps a freshly bound handle in a port, makes its fd non-blocking, unmasks, and watches
+    // the peer's domain when it is not this one.
+    [[nodiscard]] result<port> adopt(xenevtchn_handle* handle, event_port bound, domid_t peer);
+
+    domid_t self_ = 0;
 };
 
 /// The vchan rendezvous in XenStore: `<address.xenstore_path()>/{ring-ref,event-channel}` as
