@@ -7,6 +7,7 @@ packages=(
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     libboost-dev libcli11-dev nlohmann-json3-dev libfmt-dev
     libxen-dev
+    qemu-system-x86 busybox-static cpio
 )
 
 missing=()

@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wpedantic"  // grants[0] in <xen/io/libxenvchan.h>
 extern "C" {
 #include <libxenvchan.h>
+#include <xenstore.h>
 #include <xentoollog.h>
 }
 #pragma GCC diagnostic pop
@@ -99,6 +100,28 @@ int drive(libxenvchan* channel, std::size_t bytes) {
     return 0;
 }
 
+// Polls XenStore until `<path>/event-channel` (the last key a server writes) is readable, up
+// to 60 s.
+bool await_offer(const std::string& path) {
+    xs_handle* store = xs_open(0);
+    if (store == nullptr) {
+        return false;
+    }
+    const std::string key = path + "/event-channel";
+    bool found = false;
+    for (int attempt = 0; attempt < 600 && !found; ++attempt) {
+        unsigned int length = 0;
+        void* value = xs_read(store, XBT_NULL, key.c_str(), &length);
+        found = value != nullptr;
+        std::free(value);
+        if (!found) {
+            ::usleep(100'000);
+        }
+    }
+    xs_close(store);
+    return found;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,12 +142,12 @@ int main(int argc, char** argv) {
         const std::size_t right = argc > 6 ? std::strtoull(argv[6], nullptr, 10) : 65536;
         channel = libxenvchan_server_init(logger, peer, argv[3], left, right);
     } else {
-        for (int attempt = 0; attempt < 200 && channel == nullptr; ++attempt) {
-            channel = libxenvchan_client_init(logger, peer, argv[3]);
-            if (channel == nullptr) {
-                ::usleep(100'000);
-            }
+        // libxenvchan_client_init does not wait for the server: wait for its offer first, as
+        // its users do, then attach once.
+        if (!await_offer(argv[3])) {
+            return failed("no offer in XenStore after 60 s");
         }
+        channel = libxenvchan_client_init(logger, peer, argv[3]);
     }
     if (channel == nullptr) {
         return failed(role == "server" ? "server_init" : "client_init");
