@@ -373,7 +373,7 @@ bool decoding::read_pid(std::uint8_t tag, pid& out) {
     out.id = u32();
     out.serial = u32();
     out.creation = old ? u8() : u32();
-    return true;
+    return !old || out.creation <= etf::max_old_creation || fail(etf_errc::invalid_field, pos_ - 1);
 }
 
 bool decoding::read_small_int(std::int64_t& out) {
@@ -425,8 +425,8 @@ bool decoding::read_fun(std::size_t at, std::size_t depth, term& out) {
         !read_elements(fun.free_vars, free_count, depth)) {
         return false;
     }
-    if (pos_ - at != size) {
-        return fail(etf_errc::invalid_length, at);  // Size counts from the tag to the end
+    if (pos_ - (at + 1) != size) {
+        return fail(etf_errc::invalid_length, at);  // Size counts itself, not the tag
     }
     out = std::move(fun);
     return true;
@@ -560,6 +560,9 @@ bool decoding::read_term(term& out, std::size_t depth) {
             }
             result.id = id_bytes == 8 ? u64() : u32();
             result.creation = creation_bytes == 1 ? u8() : u32();
+            if (creation_bytes == 1 && result.creation > etf::max_old_creation) {
+                return fail(etf_errc::invalid_field, pos_ - 1);
+            }
             out = std::move(result);
             return true;
         }
@@ -573,7 +576,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
                     return false;
                 }
                 words = u16();
-                if (words == 0 || words > etf::max_reference_words) {
+                if (words > etf::max_reference_words) {
                     return fail(etf_errc::invalid_length, at);
                 }
             }
@@ -593,6 +596,9 @@ bool decoding::read_term(term& out, std::size_t depth) {
                 for (auto& word : result.words) {
                     word = u32();
                 }
+            }
+            if (creation_bytes == 1 && result.creation > etf::max_old_creation) {
+                return fail(etf_errc::invalid_field, at);
             }
             out = std::move(result);
             return true;

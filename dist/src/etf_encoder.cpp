@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -57,6 +58,9 @@ struct vector_output {
 };
 
 using encode_result = std::expected<void, etf_errc>;
+
+// The most keys of a map OTP stores (and encodes) sorted: a "flatmap" (MAP_SMALL_MAP_LIMIT).
+constexpr std::size_t flatmap_max_keys = 32;
 
 [[nodiscard]] std::unexpected<etf_errc> not_encodable() noexcept {
     return std::unexpected(etf_errc::not_encodable);
@@ -232,7 +236,7 @@ class emitter {
     }
 
     encode_result reference(const dist::reference& ref) {
-        if (ref.words.empty() || ref.words.size() > etf::max_reference_words) {
+        if (ref.words.size() > etf::max_reference_words) {
             return not_encodable();
         }
         out_.u8(etf::NEWER_REFERENCE_EXT);
@@ -312,15 +316,38 @@ class emitter {
     encode_result alternative(const bitstring& b) { return bits(b.bytes.bytes(), b.last_bits); }
     encode_result alternative(const map& m) {
         map_header(m.entries.size());
-        for (const auto& [key, value] : m.entries) {
-            if (auto done = term(key); !done) {
-                return done;
+        // OTP keeps maps of up to 32 keys sorted by key and writes them so; larger maps go
+        // out in their own order (OTP's is its hash trie's, which vdist keeps when decoding).
+        const auto key_less = [](const auto& x, const auto& y) {
+            return compare(x.first, y.first) < 0;
+        };
+        if (m.entries.size() <= flatmap_max_keys && !std::ranges::is_sorted(m.entries, key_less)) {
+            std::vector<const std::pair<dist::term, dist::term>*> sorted;
+            sorted.reserve(m.entries.size());
+            for (const auto& entry : m.entries) {
+                sorted.push_back(&entry);
             }
-            if (auto done = term(value); !done) {
+            std::ranges::sort(sorted,
+                              [&](const auto* x, const auto* y) { return key_less(*x, *y); });
+            for (const auto* entry : sorted) {
+                if (auto done = entry_pair(*entry); !done) {
+                    return done;
+                }
+            }
+            return {};
+        }
+        for (const auto& entry : m.entries) {
+            if (auto done = entry_pair(entry); !done) {
                 return done;
             }
         }
         return {};
+    }
+    encode_result entry_pair(const std::pair<dist::term, dist::term>& entry) {
+        if (auto done = term(entry.first); !done) {
+            return done;
+        }
+        return term(entry.second);
     }
     encode_result alternative(const dist::pid& id) {
         pid(id);
@@ -342,11 +369,12 @@ class emitter {
         if (auto sized = sizer.fun_body(*fun); !sized) {
             return sized;
         }
-        if (size.size + 5 > std::numeric_limits<std::uint32_t>::max()) {
+        // Size counts itself and the body, not the tag.
+        if (size.size + 4 > std::numeric_limits<std::uint32_t>::max()) {
             return not_encodable();
         }
         out_.u8(etf::NEW_FUN_EXT);
-        out_.u32(static_cast<std::uint32_t>(size.size + 5));
+        out_.u32(static_cast<std::uint32_t>(size.size + 4));
         return fun_body(*fun);
     }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <compare>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -183,9 +184,9 @@ INSTANTIATE_TEST_SUITE_P(
                  concat(concat(wire({90, 0, 3}), node), bytes(16, std::byte{3})), true,
                  concat(concat(wire({90, 0, 6}), node), bytes(28)), etf_errc::invalid_length},
         tag_case{"NEW_REFERENCE_EXT",
-                 concat(concat(wire({114, 0, 2}), node), bytes(9, std::byte{3})), false,
-                 concat(concat(wire({114, 0, 0}), node), bytes(1)), etf_errc::invalid_length},
-        tag_case{"REFERENCE_EXT", concat(concat(wire({101}), node), bytes(5, std::byte{3})), false,
+                 concat(concat(wire({114, 0, 2}), node), bytes(9, std::byte{2})), false,
+                 concat(concat(wire({114, 0, 6}), node), bytes(25)), etf_errc::invalid_length},
+        tag_case{"REFERENCE_EXT", concat(concat(wire({101}), node), bytes(5, std::byte{2})), false,
                  concat(wire({101, 97, 0}), bytes(5)), etf_errc::invalid_field},
         tag_case{"EXPORT_EXT", wire({113, 119, 1, 'm', 119, 1, 'f', 97, 2}), true,
                  wire({113, 119, 1, 'm', 119, 1, 'f', 98, 0, 0, 0, 2}), etf_errc::invalid_field}),
@@ -239,7 +240,7 @@ TEST_F(EtfCodecTest, shouldResolveAtomCacheRefsWhenACacheIsGiven) {
 
 TEST_F(EtfCodecTest, shouldKeepAClosureWholeWhenDecodingNewFunExt) {
     const bytes fun = fun_bytes(0);
-    const bytes valid = fun_bytes(static_cast<std::uint32_t>(fun.size()));
+    const bytes valid = fun_bytes(static_cast<std::uint32_t>(fun.size() - 1));  // not the tag
     const term t = decoded(v(valid));
     const auto* closure = t.get_if<box<local_fun>>();
     ASSERT_NE(closure, nullptr);
@@ -254,7 +255,7 @@ TEST_F(EtfCodecTest, shouldKeepAClosureWholeWhenDecodingNewFunExt) {
 
 TEST_F(EtfCodecTest, shouldFailWithInvalidLengthWhenNewFunExtSizeDisagrees) {
     const bytes fun = fun_bytes(0);
-    const auto result = decode(v(fun_bytes(static_cast<std::uint32_t>(fun.size() + 1))));
+    const auto result = decode(v(fun_bytes(static_cast<std::uint32_t>(fun.size()))));
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error().code, etf_errc::invalid_length);
     EXPECT_EQ(result.error().offset, 1u);
@@ -483,7 +484,8 @@ TEST_F(EtfCodecTest, shouldRefuseWithNotEncodableWhenAValueHasNoEtfForm) {
     EXPECT_EQ(encode(term(std::nan(""))).error(), etf_errc::not_encodable);
     EXPECT_EQ(encode(term(std::numeric_limits<double>::infinity())).error(),
               etf_errc::not_encodable);
-    EXPECT_EQ(encode(term(reference{a("n@h"), 1, {}})).error(), etf_errc::not_encodable);
+    EXPECT_EQ(encode(term(reference{a("n@h"), 1, {1, 2, 3, 4, 5, 6}})).error(),
+              etf_errc::not_encodable);
     EXPECT_EQ(encode(term(bitstring{binary(wire({1})), 0})).error(), etf_errc::not_encodable);
 }
 
@@ -501,6 +503,62 @@ TEST_F(EtfCodecTest, shouldAgreeWithEncodeWhenWritingPieceByPiece) {
     ASSERT_TRUE(writer.reference(tag));
     writer.atom(a("hello"));
     EXPECT_EQ(streamed, encoded(term(tuple{a("$gen_call"), tuple{from, tag}, a("hello")})));
+}
+
+}  // namespace
+}  // namespace vdist::dist
+
+namespace vdist::dist {
+namespace {
+
+// --- term order
+// -----------------------------------------------------------------------------------
+
+TEST_F(EtfCodecTest, shouldOrderTermsAsErlangWhenComparingAcrossTypes) {
+    // number < atom < reference < fun < port < pid < tuple < map < [] < list < bitstring
+    const std::vector<term> ascending{
+        term(-5),
+        term(big_integer{false, {0, 0, 0, 0, 0, 0, 0, 0, 1}}),
+        term(-1.0),
+        term(a("a")),
+        term(reference{a("n@h"), 1, {1, 2, 3}}),
+        term(export_fun{a("m"), a("f"), 1}),
+        term(port{a("n@h"), 1, 1}),
+        term(pid{a("n@h"), 1, 0, 1}),
+        term(tuple{1}),
+        term(map{}),
+        term(list{}),
+        term(list{1}),
+        term(binary(wire({1}))),
+    };
+    for (std::size_t i = 0; i + 1 < ascending.size(); ++i) {
+        EXPECT_TRUE(std::is_lt(compare(ascending[i], ascending[i + 1]))) << "at " << i;
+        EXPECT_TRUE(std::is_gt(compare(ascending[i + 1], ascending[i]))) << "at " << i;
+        EXPECT_TRUE(std::is_eq(compare(ascending[i], ascending[i]))) << "at " << i;
+    }
+}
+
+TEST_F(EtfCodecTest, shouldOrderWithinATypeAsErlangWhenComparing) {
+    EXPECT_TRUE(std::is_lt(compare(term(2), term(1.0))))
+        << "every integer before every float (map keys)";
+    EXPECT_TRUE(std::is_lt(compare(term(tuple{9}), term(tuple{1, 1})))) << "tuples by size first";
+    EXPECT_TRUE(std::is_lt(compare(term(list{1, 2}), term(list{1, 2, 0})))) << "a prefix first";
+    EXPECT_TRUE(std::is_lt(compare(term(a("ab")), term(a("b")))));
+    EXPECT_TRUE(std::is_lt(compare(term(binary(wire({1, 2}))), term(binary(wire({1, 3}))))));
+    EXPECT_TRUE(
+        std::is_lt(compare(term(bitstring{binary(wire({0x80})), 1}), term(binary(wire({0x80}))))))
+        << "<<1:1>> is a prefix of <<128>>";
+    EXPECT_TRUE(std::is_lt(compare(term(big_integer{true, {0, 0, 0, 0, 0, 0, 0, 0, 2}}),
+                                   term(big_integer{true, {0, 0, 0, 0, 0, 0, 0, 0, 1}}))))
+        << "-2^65 < -2^64";
+}
+
+TEST_F(EtfCodecTest, shouldWriteSmallMapsSortedByKeyAsOtpDoes) {
+    const term unsorted(map({{term(a("b")), term(2)}, {term(1.0), term(3)}, {term(7), term(1)}}));
+    // #{7 => 1, 1.0 => 3, b => 2}: integers, then floats, then atoms.
+    EXPECT_EQ(encoded(unsorted), concat(concat(wire({131, 116, 0, 0, 0, 3, 97, 7, 97, 1, 70}),
+                                               wire({0x3f, 0xf0, 0, 0, 0, 0, 0, 0})),
+                                        wire({97, 3, 119, 1, 'b', 97, 2})));
 }
 
 }  // namespace

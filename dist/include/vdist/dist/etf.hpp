@@ -32,12 +32,12 @@
 ///  V4_PORT_EXT       120 Node ID:8 Creation:4         (since OTP 24; needs DFLAG_V4_NC)
 ///  NEW_PORT_EXT      89  Node ID:4 Creation:4
 ///  PORT_EXT          102 Node ID:4 Creation:1         (decode only)
-///  NEWER_REFERENCE_EXT 90 Len:2 Node Creation:4 ID:4*Len   Len <= 5 (5 since OTP 24, V4_NC)
+///  NEWER_REFERENCE_EXT 90 Len:2 Node Creation:4 ID:4*Len   0 <= Len <= 5 (5: OTP 24, V4_NC)
 ///  NEW_REFERENCE_EXT 114 Len:2 Node Creation:1 ID:4*Len    (decode only)
 ///  REFERENCE_EXT     101 Node ID:4 Creation:1         (decode only)
 ///  EXPORT_EXT        113 Module Function Arity        atoms, then SMALL_INTEGER_EXT
 ///  NEW_FUN_EXT       112 Size:4 Arity:1 Uniq:16 Index:4 NumFree:4 Module OldIndex OldUniq Pid
-///                        FreeVars*NumFree             Size counts from the tag to the end
+///                        FreeVars*NumFree             Size counts itself and what follows
 ///  LOCAL_EXT         121 ...                          (OTP 26 local-only encoding; refused)
 /// ```
 ///
@@ -85,6 +85,9 @@ inline constexpr std::uint8_t LOCAL_EXT = 121;
 inline constexpr std::size_t float_ext_text_length = 31;
 /// Most characters in an atom (not bytes: an UTF-8 atom may take up to 4 * 255 bytes).
 inline constexpr std::size_t max_atom_characters = 255;
+/// Largest creation of the old one-byte-creation tags (PID_EXT, PORT_EXT, REFERENCE_EXT,
+/// NEW_REFERENCE_EXT): two bits.
+inline constexpr std::uint32_t max_old_creation = 3;
 /// Most 32-bit words in a reference's id (NEWER_REFERENCE_EXT with DFLAG_V4_NC, OTP 24+).
 inline constexpr std::size_t max_reference_words = 5;
 /// Size of NEW_FUN_EXT's Uniq field (an MD5 of the module's code).

@@ -5,8 +5,10 @@
 /// INTEGER_EXT for other 32-bit values, SMALL_BIG_EXT / LARGE_BIG_EXT beyond; NEW_FLOAT_EXT;
 /// SMALL_ATOM_UTF8_EXT / ATOM_UTF8_EXT; SMALL_TUPLE_EXT up to 255 elements; NIL_EXT;
 /// STRING_EXT for proper lists of up to 65535 integers 0..255; BINARY_EXT / BIT_BINARY_EXT;
-/// MAP_EXT in the map's own entry order; NEW_PID_EXT; NEW_PORT_EXT (V4_PORT_EXT for ids beyond
-/// 32 bits); NEWER_REFERENCE_EXT; EXPORT_EXT; NEW_FUN_EXT.
+/// MAP_EXT with up to 32 keys sorted in term order (as OTP stores them), larger maps in their own
+/// entry order (OTP's hash-trie order cannot be reproduced, but a decoded map keeps it);
+/// NEW_PID_EXT; NEW_PORT_EXT (V4_PORT_EXT for ids beyond 32 bits); NEWER_REFERENCE_EXT; EXPORT_EXT;
+/// NEW_FUN_EXT.
 ///
 /// Two ways in: encode(term) sizes the term first (encoded_size) and writes it into one
 /// allocation; etf_writer writes a term piece by piece (headers, then elements) for the hot
@@ -34,7 +36,7 @@ struct encode_options {
 
 /// Bytes encode() would produce for `t` without compression, the version byte included.
 /// Fails with etf_errc::not_encodable for a value ETF cannot carry (a non-finite float, a
-/// bitstring whose last_bits is not 1..7, a reference of 0 or more than 5 words).
+/// bitstring whose last_bits is not 1..7, a reference of more than 5 words).
 [[nodiscard]] std::expected<std::size_t, etf_errc> encoded_size(const term& t);
 
 /// `t` as an external term: 131, then the term.

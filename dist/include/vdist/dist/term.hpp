@@ -136,7 +136,7 @@ struct port {
     friend bool operator==(const port&, const port&) = default;
 };
 
-/// A reference (NEWER_REFERENCE_EXT): 1 to 5 words of id.
+/// A reference (NEWER_REFERENCE_EXT): 0 to 5 words of id (OTP makes 3; OTP 25 accepts 0..5).
 struct reference {
     atom node;
     std::uint32_t creation = 0;
@@ -268,6 +268,14 @@ inline tuple::tuple(std::initializer_list<term> items) : elements(items) {}
 inline tuple::tuple(std::vector<term> items) : elements(std::move(items)) {}
 inline map::map(std::vector<std::pair<term, term>> items) : entries(std::move(items)) {}
 inline term::term(local_fun fun) : value_(box<local_fun>(std::move(fun))) {}
+
+/// Erlang's term order in its exact form (the order of map keys): number < atom < reference <
+/// fun < port < pid < tuple < map < [] < list < bitstring; integers by value and before every
+/// float; atoms by text; tuples by size, then elements; maps by size, then sorted keys, then
+/// values; lists element by element; bitstrings byte by byte, then by length. Pids, ports and
+/// references compare by node name first, then by their numbers (BEAM orders a node's own
+/// identifiers by internal values this representation does not have).
+[[nodiscard]] std::strong_ordering compare(const term& a, const term& b) noexcept;
 
 /// The number of terms in `t` counting `t` itself and every element, entry and free variable
 /// (what decode_limits::max_terms counts).
