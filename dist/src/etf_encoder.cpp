@@ -223,7 +223,7 @@ class emitter {
     }
 
     void port(const dist::port& id) {
-        if (id.id > std::numeric_limits<std::uint32_t>::max()) {
+        if (id.id > etf::max_new_port_id) {
             out_.u8(etf::V4_PORT_EXT);
             atom(id.node);
             out_.u64(id.id);
@@ -258,6 +258,15 @@ class emitter {
     }
 
     encode_result term(const dist::term& t) {
+        // Integers and atoms, most elements of most terms, without std::visit's indirect call.
+        if (const auto* value = t.get_if<std::int64_t>()) {
+            integer(*value);
+            return {};
+        }
+        if (const auto* name = t.get_if<dist::atom>()) {
+            atom(*name);
+            return {};
+        }
         return std::visit([this](const auto& value) { return alternative(value); }, t.value());
     }
 

@@ -259,27 +259,30 @@ struct same_type_order {
     std::strong_ordering operator()(const atom& a, const atom& b) const noexcept {
         return a.text() <=> b.text();
     }
+    // Identifiers in BEAM's order (checked against OTP 25): a reference by node, creation, then
+    // its words from the most significant (the last), the shorter one padded with zeros; a port
+    // by node, creation, id; a pid by serial, id, node, creation.
     std::strong_ordering operator()(const reference& a, const reference& b) const noexcept {
-        if (const auto by_node = a.node.text() <=> b.node.text(); by_node != 0) {
-            return by_node;
+        if (const auto order = std::tie(a.node, a.creation) <=> std::tie(b.node, b.creation);
+            order != 0) {
+            return order;
         }
-        // The most significant word is the last.
-        if (a.words.size() != b.words.size()) {
-            return a.words.size() <=> b.words.size();
-        }
-        for (std::size_t i = a.words.size(); i-- > 0;) {
-            if (a.words[i] != b.words[i]) {
-                return a.words[i] <=> b.words[i];
+        const std::size_t n = std::max(a.words.size(), b.words.size());
+        for (std::size_t i = n; i-- > 0;) {
+            const std::uint32_t word_a = i < a.words.size() ? a.words[i] : 0;
+            const std::uint32_t word_b = i < b.words.size() ? b.words[i] : 0;
+            if (word_a != word_b) {
+                return word_a <=> word_b;
             }
         }
-        return a.creation <=> b.creation;
+        return a.words.size() <=> b.words.size();
     }
     std::strong_ordering operator()(const port& a, const port& b) const noexcept {
-        return std::tie(a.node, a.id, a.creation) <=> std::tie(b.node, b.id, b.creation);
+        return std::tie(a.node, a.creation, a.id) <=> std::tie(b.node, b.creation, b.id);
     }
     std::strong_ordering operator()(const pid& a, const pid& b) const noexcept {
-        return std::tie(a.node, a.serial, a.id, a.creation) <=>
-               std::tie(b.node, b.serial, b.id, b.creation);
+        return std::tie(a.serial, a.id, a.node, a.creation) <=>
+               std::tie(b.serial, b.id, b.node, b.creation);
     }
     std::strong_ordering operator()(const tuple& a, const tuple& b) const noexcept {
         if (a.elements.size() != b.elements.size()) {

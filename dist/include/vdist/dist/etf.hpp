@@ -88,6 +88,9 @@ inline constexpr std::size_t max_atom_characters = 255;
 /// Largest creation of the old one-byte-creation tags (PID_EXT, PORT_EXT, REFERENCE_EXT,
 /// NEW_REFERENCE_EXT): two bits.
 inline constexpr std::uint32_t max_old_creation = 3;
+/// Largest port id OTP writes as NEW_PORT_EXT (ERTS_MAX_V3_PORT_NUMBER, 28 bits); larger ids
+/// go out as V4_PORT_EXT.
+inline constexpr std::uint64_t max_new_port_id = (std::uint64_t{1} << 28) - 1;
 /// Most 32-bit words in a reference's id (NEWER_REFERENCE_EXT with DFLAG_V4_NC, OTP 24+).
 inline constexpr std::size_t max_reference_words = 5;
 /// Size of NEW_FUN_EXT's Uniq field (an MD5 of the module's code).

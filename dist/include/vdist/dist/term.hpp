@@ -127,7 +127,7 @@ struct pid {
     friend bool operator==(const pid&, const pid&) = default;
 };
 
-/// A port identifier (NEW_PORT_EXT, or V4_PORT_EXT when the id needs more than 32 bits).
+/// A port identifier (NEW_PORT_EXT, or V4_PORT_EXT when the id needs more than 28 bits).
 struct port {
     atom node;
     std::uint64_t id = 0;
@@ -272,9 +272,9 @@ inline term::term(local_fun fun) : value_(box<local_fun>(std::move(fun))) {}
 /// Erlang's term order in its exact form (the order of map keys): number < atom < reference <
 /// fun < port < pid < tuple < map < [] < list < bitstring; integers by value and before every
 /// float; atoms by text; tuples by size, then elements; maps by size, then sorted keys, then
-/// values; lists element by element; bitstrings byte by byte, then by length. Pids, ports and
-/// references compare by node name first, then by their numbers (BEAM orders a node's own
-/// identifiers by internal values this representation does not have).
+/// values; lists element by element; bitstrings bit by bit, then by length; references by
+/// node, creation, then words from the most significant; ports by node, creation, id; pids by
+/// serial, id, node, creation; local funs before exports (checked against OTP 25).
 [[nodiscard]] std::strong_ordering compare(const term& a, const term& b) noexcept;
 
 /// The number of terms in `t` counting `t` itself and every element, entry and free variable
