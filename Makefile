@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build demo test test-xen bench format format-check clean
+.PHONY: all setup configure build demo test test-xen bench fuzz format format-check clean
 
 all: build
 
@@ -26,6 +26,10 @@ test: build
 # Only the Xen checks: boots Xen under QEMU (tests/xen/run-xen-qemu.sh); `make test` runs them too.
 test-xen: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L xen
+
+# libFuzzer on the ETF decoder under ASan + UBSan (clang-16, build-fuzz/); FUZZ_SECONDS=600.
+fuzz:
+	@scripts/fuzz.sh
 
 bench: build
 	@$(BUILD_DIR)/bin/vdist bench transport

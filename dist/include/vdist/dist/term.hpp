@@ -40,17 +40,20 @@ namespace vdist::dist {
 
 class term;
 
-/// A heap-allocated value with value semantics (deep copy), for recursive members.
+/// A heap-allocated value with value semantics (deep copy), for recursive members. Destruction
+/// goes through a function captured where the box was filled, so that destroying a box whose
+/// type is incomplete at that point (a term inside a term) is fine with every compiler.
 template <class T>
 class box {
   public:
     box() = default;
-    box(T value) : value_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit by design
-    box(const box& other) : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
+    box(T value) : value_(new T(std::move(value)), &destroy) {}  // NOLINT: implicit by design
+    box(const box& other) : value_(other.value_ ? new T(*other.value_) : nullptr, &destroy) {}
     box(box&&) noexcept = default;
     box& operator=(const box& other) {
         if (this != &other) {
-            value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
+            box copy(other);
+            *this = std::move(copy);
         }
         return *this;
     }
@@ -68,7 +71,9 @@ class box {
     }
 
   private:
-    std::unique_ptr<T> value_;
+    static void destroy(T* value) noexcept { delete value; }
+
+    std::unique_ptr<T, void (*)(T*) noexcept> value_{nullptr, &destroy};
 };
 
 /// An integer outside std::int64_t's range: sign and magnitude, little-endian base-256 digits
@@ -154,8 +159,6 @@ struct export_fun {
     friend bool operator==(const export_fun&, const export_fun&) = default;
 };
 
-struct local_fun;
-
 /// A list: `elements` followed by `tail`, which is [] for a proper list (an empty box means
 /// []). An improper list [a | b] has one element and the tail b.
 struct list {
@@ -193,6 +196,20 @@ struct map {
     /// The value of `key`, or null.
     [[nodiscard]] const term* find(const term& key) const noexcept;
     friend bool operator==(const map& a, const map& b) noexcept;
+};
+
+/// A closure (NEW_FUN_EXT), kept field by field so that it re-encodes to what it was.
+struct local_fun {
+    std::uint8_t arity = 0;
+    std::array<std::uint8_t, 16> uniq{};
+    std::uint32_t index = 0;
+    atom module;
+    std::int64_t old_index = 0;
+    std::int64_t old_uniq = 0;
+    dist::pid pid;
+    std::vector<term> free_vars;
+
+    friend bool operator==(const local_fun&, const local_fun&) = default;
 };
 
 /// An Erlang term. Default-constructed: [] (the empty list).
@@ -242,20 +259,6 @@ class term {
 
   private:
     value_type value_;
-};
-
-/// A closure (NEW_FUN_EXT), kept field by field so that it re-encodes to what it was.
-struct local_fun {
-    std::uint8_t arity = 0;
-    std::array<std::uint8_t, 16> uniq{};
-    std::uint32_t index = 0;
-    atom module;
-    std::int64_t old_index = 0;
-    std::int64_t old_uniq = 0;
-    dist::pid pid;
-    std::vector<term> free_vars;
-
-    friend bool operator==(const local_fun&, const local_fun&) = default;
 };
 
 inline list::list(std::initializer_list<term> items) : elements(items) {}
