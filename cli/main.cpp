@@ -2,10 +2,12 @@
 //
 //   vdist demo                 two node processes stream over a ring, then the comparison
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
+//   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
 
 #include <CLI/CLI.hpp>
 
 #include "demo.hpp"
+#include "term.hpp"
 #include "vdist/bench/transport_compare.hpp"
 
 int main(int argc, char** argv) {
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
     vdist::bench::add_transport_command(*bench);
 
     vdist::cli::add_demo_commands(app);
+    vdist::cli::add_term_commands(app);
 
     CLI11_PARSE(app, argc, argv);
     return 0;
