@@ -82,7 +82,9 @@ class decoding {
     [[nodiscard]] bool read_atom_text(std::uint8_t tag, std::size_t at, atom& out);
     [[nodiscard]] bool read_big(std::size_t digits, std::size_t at, term& out);
     [[nodiscard]] bool read_old_float(std::size_t at, term& out);
+    [[nodiscard]] bool enter(std::size_t depth);
     [[nodiscard]] bool read_elements(std::vector<term>& out, std::size_t n, std::size_t depth);
+    [[nodiscard]] bool read_element(std::vector<term>& out, std::size_t depth);
     [[nodiscard]] bool read_list(std::size_t at, std::size_t depth, term& out);
     [[nodiscard]] bool read_binary(std::size_t length, binary& out);
     [[nodiscard]] bool read_bits(std::size_t at, term& out);
@@ -197,18 +199,19 @@ bool decoding::read_big(std::size_t digits, std::size_t at, term& out) {
         }
         constexpr auto max_positive = static_cast<std::uint64_t>(INT64_MAX);
         if (sign == 0 && magnitude <= max_positive) {
-            out = static_cast<std::int64_t>(magnitude);
+            out.value() = static_cast<std::int64_t>(magnitude);
             return true;
         }
         if (sign == 1 && magnitude <= max_positive + 1) {
-            out = magnitude == max_positive + 1 ? INT64_MIN : -static_cast<std::int64_t>(magnitude);
+            out.value() =
+                magnitude == max_positive + 1 ? INT64_MIN : -static_cast<std::int64_t>(magnitude);
             return true;
         }
     }
     big_integer big{.negative = sign == 1, .magnitude = {}};
     big.magnitude.resize(used);
     std::memcpy(big.magnitude.data(), raw.data(), used);
-    out = std::move(big);
+    out.value() = std::move(big);
     return true;
 }
 
@@ -225,18 +228,52 @@ bool decoding::read_old_float(std::size_t at, term& out) {
     if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
         return fail(etf_errc::invalid_float, at);
     }
-    out = value;
+    out.value() = value;
     return true;
 }
 
 bool decoding::read_elements(std::vector<term>& out, std::size_t n, std::size_t depth) {
-    out.resize(n);
-    for (auto& element : out) {
-        if (!read_term(element, depth + 1)) {
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!read_element(out, depth + 1)) {
             return false;
         }
     }
     return true;
+}
+
+// read_term() of one more element of `out`. Integers and atoms, most elements of most terms,
+// are made in place; other terms are read into a default one. (Overwriting a default term
+// costs std::variant's reset, an indirect call, per element.)
+bool decoding::read_element(std::vector<term>& out, std::size_t depth) {
+    const std::size_t at = pos_;
+    const std::uint8_t tag = remaining() > 0 ? std::to_integer<std::uint8_t>(in_[pos_]) : 0;
+    if (tag == etf::SMALL_INTEGER_EXT || tag == etf::INTEGER_EXT) {
+        if (!enter(depth)) {
+            return false;
+        }
+        ++pos_;
+        const bool small = tag == etf::SMALL_INTEGER_EXT;
+        if (!need(small ? 1 : 4)) {
+            return false;
+        }
+        out.emplace_back(small ? std::int64_t{u8()}
+                               : std::int64_t{static_cast<std::int32_t>(u32())});
+        return true;
+    }
+    if (is_atom_tag(tag)) {
+        if (!enter(depth)) {
+            return false;
+        }
+        ++pos_;
+        atom name;
+        if (!read_atom_text(tag, at, name)) {
+            return false;
+        }
+        out.emplace_back(name);
+        return true;
+    }
+    return read_term(out.emplace_back(), depth);
 }
 
 bool decoding::read_list(std::size_t at, std::size_t depth, term& out) {
@@ -267,7 +304,7 @@ bool decoding::read_list(std::size_t at, std::size_t depth, term& out) {
     } else {
         result.tail = std::move(tail);
     }
-    out = std::move(result);
+    out.value() = std::move(result);
     return true;
 }
 
@@ -298,7 +335,7 @@ bool decoding::read_bits(std::size_t at, term& out) {
         if (!read_binary(length, whole)) {
             return false;
         }
-        out = std::move(whole);
+        out.value() = std::move(whole);
         return true;
     }
     if (!need(length)) {
@@ -308,7 +345,7 @@ bool decoding::read_bits(std::size_t at, term& out) {
     std::vector<std::byte> copy(length);
     std::memcpy(copy.data(), bytes(length).data(), length);
     copy.back() &= static_cast<std::byte>(0xffu << (8 - last_bits));
-    out = bitstring{.bytes = binary(copy), .last_bits = last_bits};
+    out.value() = bitstring{.bytes = binary(copy), .last_bits = last_bits};
     return true;
 }
 
@@ -358,7 +395,7 @@ bool decoding::read_map(std::size_t at, std::size_t depth, term& out) {
     if (!check_unique_keys(result, at)) {
         return false;
     }
-    out = std::move(result);
+    out.value() = std::move(result);
     return true;
 }
 
@@ -432,15 +469,22 @@ bool decoding::read_fun(std::size_t at, std::size_t depth, term& out) {
     return true;
 }
 
-bool decoding::read_term(term& out, std::size_t depth) {
-    const std::size_t at = pos_;
+// What every term is checked for before its tag is read.
+bool decoding::enter(std::size_t depth) {
     if (depth > limits_.max_depth) {
-        return fail(etf_errc::depth_exceeded, at);
+        return fail(etf_errc::depth_exceeded, pos_);
     }
     if (++terms_ > limits_.max_terms) {
-        return fail(etf_errc::too_many_terms, at);
+        return fail(etf_errc::too_many_terms, pos_);
     }
-    if (!need(1)) {
+    return need(1);
+}
+
+// Values go to out.value(): `out = value` would make a temporary term and move-assign it,
+// two more std::variant dispatches per term.
+bool decoding::read_term(term& out, std::size_t depth) {
+    const std::size_t at = pos_;
+    if (!enter(depth)) {
         return false;
     }
     const std::uint8_t tag = u8();
@@ -449,13 +493,13 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!need(1)) {
                 return false;
             }
-            out = std::int64_t{u8()};
+            out.value() = std::int64_t{u8()};
             return true;
         case etf::INTEGER_EXT:
             if (!need(4)) {
                 return false;
             }
-            out = std::int64_t{static_cast<std::int32_t>(u32())};
+            out.value() = std::int64_t{static_cast<std::int32_t>(u32())};
             return true;
         case etf::SMALL_BIG_EXT:
             return need(1) && read_big(u8(), at, out);
@@ -469,7 +513,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!std::isfinite(value)) {
                 return fail(etf_errc::invalid_float, at);
             }
-            out = value;
+            out.value() = value;
             return true;
         }
         case etf::FLOAT_EXT:
@@ -483,7 +527,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!read_atom_text(tag, at, name)) {
                 return false;
             }
-            out = name;
+            out.value() = name;
             return true;
         }
         case etf::SMALL_TUPLE_EXT:
@@ -497,11 +541,11 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!admit(n, at) || !read_elements(result.elements, n, depth)) {
                 return false;
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::NIL_EXT:
-            out = list{};
+            out.value() = list{};
             return true;
         case etf::STRING_EXT: {
             if (!need(2)) {
@@ -517,7 +561,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             for (const std::byte b : bytes(n)) {
                 result.elements.emplace_back(std::to_integer<std::int64_t>(b));
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::LIST_EXT:
@@ -530,7 +574,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!read_binary(u32(), result)) {
                 return false;
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::BIT_BINARY_EXT:
@@ -543,7 +587,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (!read_pid(tag, result)) {
                 return false;
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::NEW_PORT_EXT:
@@ -563,7 +607,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (creation_bytes == 1 && result.creation > etf::max_old_creation) {
                 return fail(etf_errc::invalid_field, pos_ - 1);
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::NEWER_REFERENCE_EXT:
@@ -600,7 +644,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             if (creation_bytes == 1 && result.creation > etf::max_old_creation) {
                 return fail(etf_errc::invalid_field, at);
             }
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::EXPORT_EXT: {
@@ -621,7 +665,7 @@ bool decoding::read_term(term& out, std::size_t depth) {
             }
             arity = u8();
             result.arity = static_cast<std::uint8_t>(arity);
-            out = std::move(result);
+            out.value() = std::move(result);
             return true;
         }
         case etf::NEW_FUN_EXT:
@@ -712,8 +756,8 @@ decode_result<term> etf_decoder::decode_term(std::span<const std::byte> bytes,
                                              std::span<const atom> atom_cache,
                                              const std::shared_ptr<const void>& buffer) const {
     decoding run(bytes, *atoms_, limits_, atom_cache, buffer);
-    term result;
-    if (!run.read_term(result, 0)) {
+    decode_result<term> result(std::in_place);  // decoded in place: no move of the term
+    if (!run.read_term(*result, 0)) {
         return std::unexpected(run.error());
     }
     consumed = run.position();

@@ -13,8 +13,10 @@
 namespace vdist::dist {
 namespace {
 
-// Where encoded bytes go. Two models: `counter` only adds up sizes (the size pass),
-// `raw_output` writes into memory already sized by that pass, `vector_output` appends.
+// Where encoded bytes go: `counter` only adds up sizes (the size pass), `raw_output` writes
+// into memory already sized by that pass. Both are cursors, copied into a local for a whole
+// piece or run of elements and stored back after it: a cursor left in memory would be
+// reloaded after every byte written, since a std::byte store may alias it.
 struct counter {
     std::size_t size = 0;
     void u8(std::uint8_t) noexcept { size += 1; }
@@ -43,6 +45,8 @@ struct raw_output {
     }
 };
 
+// etf_writer's cursor: appends to the caller's vector field by field (a piece is small, and
+// growing a std::vector by a whole piece at once, resize() then write, costs more: it zeroes).
 struct vector_output {
     std::vector<std::byte>* out;
     void u8(std::uint8_t v) { out->push_back(static_cast<std::byte>(v)); }
@@ -66,265 +70,331 @@ constexpr std::size_t flatmap_max_keys = 32;
     return std::unexpected(etf_errc::not_encodable);
 }
 
-// The encoding rules, once, over any output model.
+// The encoding rules, once, over any cursor. Pieces that hold no other term: written at `out`.
+
+// An integer beyond 32 bits as SMALL_BIG_EXT (rare: kept out of put_integer's inlined path).
+template <class Out>
+void put_small_big(Out& out, std::int64_t value) {
+    // |value| as little-endian digits; -INT64_MIN overflows int64 but not uint64.
+    std::uint64_t magnitude =
+        value < 0 ? 0 - static_cast<std::uint64_t>(value) : static_cast<std::uint64_t>(value);
+    std::uint8_t digits[8];
+    std::uint8_t n = 0;
+    for (; magnitude != 0; magnitude >>= 8) {
+        digits[n++] = static_cast<std::uint8_t>(magnitude & 0xff);
+    }
+    out.u8(etf::SMALL_BIG_EXT);
+    out.u8(n);
+    out.u8(value < 0 ? 1 : 0);
+    out.bytes(std::as_bytes(std::span(digits, n)));
+}
+
+template <class Out>
+inline void put_integer(Out& out, std::int64_t value) {
+    if (value >= 0 && value <= 255) {
+        out.u8(etf::SMALL_INTEGER_EXT);
+        out.u8(static_cast<std::uint8_t>(value));
+    } else if (value >= INT32_MIN && value <= INT32_MAX) {
+        out.u8(etf::INTEGER_EXT);
+        out.u32(static_cast<std::uint32_t>(static_cast<std::int32_t>(value)));
+    } else {
+        put_small_big(out, value);
+    }
+}
+
+template <class Out>
+encode_result put_big(Out& out, const big_integer& value) {
+    // A big_integer is outside int64 by contract, but encode what it says minimally anyway.
+    std::size_t used = value.magnitude.size();
+    while (used > 0 && value.magnitude[used - 1] == 0) {
+        --used;
+    }
+    if (used <= 8) {
+        std::uint64_t magnitude = 0;
+        for (std::size_t i = used; i-- > 0;) {
+            magnitude = (magnitude << 8) | value.magnitude[i];
+        }
+        constexpr auto max_positive = static_cast<std::uint64_t>(INT64_MAX);
+        if (!value.negative && magnitude <= max_positive) {
+            put_integer(out, static_cast<std::int64_t>(magnitude));
+            return {};
+        }
+        if (value.negative && magnitude <= max_positive + 1) {
+            put_integer(out, magnitude == max_positive + 1 ? INT64_MIN
+                                                           : -static_cast<std::int64_t>(magnitude));
+            return {};
+        }
+    }
+    if (used > std::numeric_limits<std::uint32_t>::max()) {
+        return not_encodable();
+    }
+    if (used <= 255) {
+        out.u8(etf::SMALL_BIG_EXT);
+        out.u8(static_cast<std::uint8_t>(used));
+    } else {
+        out.u8(etf::LARGE_BIG_EXT);
+        out.u32(static_cast<std::uint32_t>(used));
+    }
+    out.u8(value.negative ? 1 : 0);
+    out.bytes(std::as_bytes(std::span(value.magnitude).first(used)));
+    return {};
+}
+
+template <class Out>
+encode_result put_floating(Out& out, double value) {
+    if (!std::isfinite(value)) {
+        return not_encodable();
+    }
+    out.u8(etf::NEW_FLOAT_EXT);
+    out.u64(std::bit_cast<std::uint64_t>(value));
+    return {};
+}
+
+template <class Out>
+inline void put_atom(Out& out, atom name) {
+    const auto text = std::as_bytes(std::span(name.text()));
+    if (text.size() <= 255) {
+        out.u8(etf::SMALL_ATOM_UTF8_EXT);
+        out.u8(static_cast<std::uint8_t>(text.size()));
+    } else {
+        // At most 255 characters of at most 4 bytes: always fits 16 bits.
+        out.u8(etf::ATOM_UTF8_EXT);
+        out.u16(static_cast<std::uint16_t>(text.size()));
+    }
+    out.bytes(text);
+}
+
+template <class Out>
+inline void put_tuple_header(Out& out, std::size_t arity) {
+    if (arity <= 255) {
+        out.u8(etf::SMALL_TUPLE_EXT);
+        out.u8(static_cast<std::uint8_t>(arity));
+    } else {
+        out.u8(etf::LARGE_TUPLE_EXT);
+        out.u32(static_cast<std::uint32_t>(arity));
+    }
+}
+
+template <class Out>
+inline void put_list_header(Out& out, std::size_t length) {
+    out.u8(etf::LIST_EXT);
+    out.u32(static_cast<std::uint32_t>(length));
+}
+
+template <class Out>
+void put_string(Out& out, std::span<const std::uint8_t> bytes) {
+    if (bytes.empty()) {
+        out.u8(etf::NIL_EXT);
+    } else if (bytes.size() <= 65535) {
+        out.u8(etf::STRING_EXT);
+        out.u16(static_cast<std::uint16_t>(bytes.size()));
+        out.bytes(std::as_bytes(bytes));
+    } else {
+        put_list_header(out, bytes.size());
+        for (const auto b : bytes) {
+            put_integer(out, b);
+        }
+        out.u8(etf::NIL_EXT);
+    }
+}
+
+template <class Out>
+inline void put_binary_header(Out& out, std::size_t length) {
+    out.u8(etf::BINARY_EXT);
+    out.u32(static_cast<std::uint32_t>(length));
+}
+
+template <class Out>
+void put_binary(Out& out, std::span<const std::byte> bytes) {
+    put_binary_header(out, bytes.size());
+    out.bytes(bytes);
+}
+
+template <class Out>
+encode_result put_bits(Out& out, std::span<const std::byte> bytes, std::uint8_t last_bits) {
+    if (bytes.empty() || last_bits == 0 || last_bits > 8) {
+        return not_encodable();
+    }
+    if (last_bits == 8) {
+        put_binary(out, bytes);
+        return {};
+    }
+    out.u8(etf::BIT_BINARY_EXT);
+    out.u32(static_cast<std::uint32_t>(bytes.size()));
+    out.u8(last_bits);
+    out.bytes(bytes.first(bytes.size() - 1));
+    // Unused low bits go out as zeros whatever the caller left in them.
+    out.u8(std::to_integer<std::uint8_t>(bytes.back()) &
+           static_cast<std::uint8_t>(0xffu << (8 - last_bits)));
+    return {};
+}
+
+template <class Out>
+inline void put_map_header(Out& out, std::size_t arity) {
+    out.u8(etf::MAP_EXT);
+    out.u32(static_cast<std::uint32_t>(arity));
+}
+
+template <class Out>
+inline void put_pid(Out& out, const pid& id) {
+    out.u8(etf::NEW_PID_EXT);
+    put_atom(out, id.node);
+    out.u32(id.id);
+    out.u32(id.serial);
+    out.u32(id.creation);
+}
+
+template <class Out>
+void put_port(Out& out, const port& id) {
+    if (id.id > etf::max_new_port_id) {
+        out.u8(etf::V4_PORT_EXT);
+        put_atom(out, id.node);
+        out.u64(id.id);
+    } else {
+        out.u8(etf::NEW_PORT_EXT);
+        put_atom(out, id.node);
+        out.u32(static_cast<std::uint32_t>(id.id));
+    }
+    out.u32(id.creation);
+}
+
+template <class Out>
+encode_result put_reference(Out& out, const reference& ref) {
+    if (ref.words.size() > etf::max_reference_words) {
+        return not_encodable();
+    }
+    out.u8(etf::NEWER_REFERENCE_EXT);
+    out.u16(static_cast<std::uint16_t>(ref.words.size()));
+    put_atom(out, ref.node);
+    out.u32(ref.creation);
+    for (const auto word : ref.words) {
+        out.u32(word);
+    }
+    return {};
+}
+
+template <class Out>
+void put_export_fun(Out& out, const export_fun& fun) {
+    out.u8(etf::EXPORT_EXT);
+    put_atom(out, fun.module);
+    put_atom(out, fun.function);
+    out.u8(etf::SMALL_INTEGER_EXT);
+    out.u8(fun.arity);
+}
+
+[[nodiscard]] bool is_byte_list(const list& l) noexcept {
+    for (const auto& element : l.elements) {
+        const auto* value = element.get_if<std::int64_t>();
+        if (value == nullptr || *value < 0 || *value > 255) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Whole terms, recursively. `out_` is the caller's cursor: each container keeps a copy in a
+// local while it writes its header and leaf elements, and stores it back around the
+// std::visit of a nested container (which continues from out_).
 template <class Out>
 class emitter {
   public:
     explicit emitter(Out& out) noexcept : out_(out) {}
 
-    void integer(std::int64_t value) {
-        if (value >= 0 && value <= 255) {
-            out_.u8(etf::SMALL_INTEGER_EXT);
-            out_.u8(static_cast<std::uint8_t>(value));
-        } else if (value >= INT32_MIN && value <= INT32_MAX) {
-            out_.u8(etf::INTEGER_EXT);
-            out_.u32(static_cast<std::uint32_t>(static_cast<std::int32_t>(value)));
-        } else {
-            // |value| as little-endian digits; -INT64_MIN overflows int64 but not uint64.
-            std::uint64_t magnitude = value < 0 ? 0 - static_cast<std::uint64_t>(value)
-                                                : static_cast<std::uint64_t>(value);
-            std::uint8_t digits[8];
-            std::uint8_t n = 0;
-            for (; magnitude != 0; magnitude >>= 8) {
-                digits[n++] = static_cast<std::uint8_t>(magnitude & 0xff);
-            }
-            out_.u8(etf::SMALL_BIG_EXT);
-            out_.u8(n);
-            out_.u8(value < 0 ? 1 : 0);
-            out_.bytes(std::as_bytes(std::span(digits, n)));
-        }
-    }
-
-    encode_result big(const big_integer& value) {
-        // A big_integer is outside int64 by contract, but encode what it says minimally anyway.
-        std::size_t used = value.magnitude.size();
-        while (used > 0 && value.magnitude[used - 1] == 0) {
-            --used;
-        }
-        if (used <= 8) {
-            std::uint64_t magnitude = 0;
-            for (std::size_t i = used; i-- > 0;) {
-                magnitude = (magnitude << 8) | value.magnitude[i];
-            }
-            constexpr auto max_positive = static_cast<std::uint64_t>(INT64_MAX);
-            if (!value.negative && magnitude <= max_positive) {
-                integer(static_cast<std::int64_t>(magnitude));
-                return {};
-            }
-            if (value.negative && magnitude <= max_positive + 1) {
-                integer(magnitude == max_positive + 1 ? INT64_MIN
-                                                      : -static_cast<std::int64_t>(magnitude));
-                return {};
-            }
-        }
-        if (used > std::numeric_limits<std::uint32_t>::max()) {
-            return not_encodable();
-        }
-        if (used <= 255) {
-            out_.u8(etf::SMALL_BIG_EXT);
-            out_.u8(static_cast<std::uint8_t>(used));
-        } else {
-            out_.u8(etf::LARGE_BIG_EXT);
-            out_.u32(static_cast<std::uint32_t>(used));
-        }
-        out_.u8(value.negative ? 1 : 0);
-        out_.bytes(std::as_bytes(std::span(value.magnitude).first(used)));
-        return {};
-    }
-
-    encode_result floating(double value) {
-        if (!std::isfinite(value)) {
-            return not_encodable();
-        }
-        out_.u8(etf::NEW_FLOAT_EXT);
-        out_.u64(std::bit_cast<std::uint64_t>(value));
-        return {};
-    }
-
-    void atom(dist::atom name) {
-        const auto text = std::as_bytes(std::span(name.text()));
-        if (text.size() <= 255) {
-            out_.u8(etf::SMALL_ATOM_UTF8_EXT);
-            out_.u8(static_cast<std::uint8_t>(text.size()));
-        } else {
-            // At most 255 characters of at most 4 bytes: always fits 16 bits.
-            out_.u8(etf::ATOM_UTF8_EXT);
-            out_.u16(static_cast<std::uint16_t>(text.size()));
-        }
-        out_.bytes(text);
-    }
-
-    void tuple_header(std::size_t arity) {
-        if (arity <= 255) {
-            out_.u8(etf::SMALL_TUPLE_EXT);
-            out_.u8(static_cast<std::uint8_t>(arity));
-        } else {
-            out_.u8(etf::LARGE_TUPLE_EXT);
-            out_.u32(static_cast<std::uint32_t>(arity));
-        }
-    }
-
-    void list_header(std::size_t length) {
-        out_.u8(etf::LIST_EXT);
-        out_.u32(static_cast<std::uint32_t>(length));
-    }
-
-    void string(std::span<const std::uint8_t> bytes) {
-        if (bytes.empty()) {
-            out_.u8(etf::NIL_EXT);
-        } else if (bytes.size() <= 65535) {
-            out_.u8(etf::STRING_EXT);
-            out_.u16(static_cast<std::uint16_t>(bytes.size()));
-            out_.bytes(std::as_bytes(bytes));
-        } else {
-            list_header(bytes.size());
-            for (const auto b : bytes) {
-                integer(b);
-            }
-            out_.u8(etf::NIL_EXT);
-        }
-    }
-
-    void binary(std::span<const std::byte> bytes) {
-        out_.u8(etf::BINARY_EXT);
-        out_.u32(static_cast<std::uint32_t>(bytes.size()));
-        out_.bytes(bytes);
-    }
-
-    encode_result bits(std::span<const std::byte> bytes, std::uint8_t last_bits) {
-        if (bytes.empty() || last_bits == 0 || last_bits > 8) {
-            return not_encodable();
-        }
-        if (last_bits == 8) {
-            binary(bytes);
-            return {};
-        }
-        out_.u8(etf::BIT_BINARY_EXT);
-        out_.u32(static_cast<std::uint32_t>(bytes.size()));
-        out_.u8(last_bits);
-        out_.bytes(bytes.first(bytes.size() - 1));
-        // Unused low bits go out as zeros whatever the caller left in them.
-        out_.u8(std::to_integer<std::uint8_t>(bytes.back()) &
-                static_cast<std::uint8_t>(0xffu << (8 - last_bits)));
-        return {};
-    }
-
-    void map_header(std::size_t arity) {
-        out_.u8(etf::MAP_EXT);
-        out_.u32(static_cast<std::uint32_t>(arity));
-    }
-
-    void pid(const dist::pid& id) {
-        out_.u8(etf::NEW_PID_EXT);
-        atom(id.node);
-        out_.u32(id.id);
-        out_.u32(id.serial);
-        out_.u32(id.creation);
-    }
-
-    void port(const dist::port& id) {
-        if (id.id > etf::max_new_port_id) {
-            out_.u8(etf::V4_PORT_EXT);
-            atom(id.node);
-            out_.u64(id.id);
-        } else {
-            out_.u8(etf::NEW_PORT_EXT);
-            atom(id.node);
-            out_.u32(static_cast<std::uint32_t>(id.id));
-        }
-        out_.u32(id.creation);
-    }
-
-    encode_result reference(const dist::reference& ref) {
-        if (ref.words.size() > etf::max_reference_words) {
-            return not_encodable();
-        }
-        out_.u8(etf::NEWER_REFERENCE_EXT);
-        out_.u16(static_cast<std::uint16_t>(ref.words.size()));
-        atom(ref.node);
-        out_.u32(ref.creation);
-        for (const auto word : ref.words) {
-            out_.u32(word);
-        }
-        return {};
-    }
-
-    void export_fun(const dist::export_fun& fun) {
-        out_.u8(etf::EXPORT_EXT);
-        atom(fun.module);
-        atom(fun.function);
-        out_.u8(etf::SMALL_INTEGER_EXT);
-        out_.u8(fun.arity);
-    }
-
     encode_result term(const dist::term& t) {
-        // Integers and atoms, most elements of most terms, without std::visit's indirect call.
-        if (const auto* value = t.get_if<std::int64_t>()) {
-            integer(*value);
-            return {};
-        }
-        if (const auto* name = t.get_if<dist::atom>()) {
-            atom(*name);
-            return {};
-        }
-        return std::visit([this](const auto& value) { return alternative(value); }, t.value());
+        Out out = out_;
+        auto done = put(out, t);
+        out_ = out;
+        return done;
+    }
+
+    // NEW_FUN_EXT after Size.
+    encode_result fun_body(const local_fun& fun) {
+        Out out = out_;
+        auto done = put_fun_body(out, fun);
+        out_ = out;
+        return done;
     }
 
   private:
-    encode_result alternative(const list& l) {
+    encode_result put(Out& out, const dist::term& t) {
+        // Integers and atoms, most elements of most terms, without std::visit's indirect call.
+        if (const auto* value = t.get_if<std::int64_t>()) {
+            put_integer(out, *value);
+            return {};
+        }
+        if (const auto* name = t.get_if<dist::atom>()) {
+            put_atom(out, *name);
+            return {};
+        }
+        out_ = out;
+        auto done = std::visit(
+            [this](const auto& value) {
+                Out inner = out_;
+                auto result = this->put_value(inner, value);
+                out_ = inner;
+                return result;
+            },
+            t.value());
+        out = out_;
+        return done;
+    }
+
+    encode_result put_value(Out& out, const list& l) {
         if (l.elements.empty()) {
             if (l.tail && !l.tail->is_nil()) {
-                return term(*l.tail);  // a list of no elements is its tail
+                return put(out, *l.tail);  // a list of no elements is its tail
             }
-            out_.u8(etf::NIL_EXT);
+            out.u8(etf::NIL_EXT);
             return {};
         }
         if (l.elements.size() <= 65535 && l.is_proper() && is_byte_list(l)) {
-            out_.u8(etf::STRING_EXT);
-            out_.u16(static_cast<std::uint16_t>(l.elements.size()));
+            out.u8(etf::STRING_EXT);
+            out.u16(static_cast<std::uint16_t>(l.elements.size()));
             for (const auto& element : l.elements) {
-                out_.u8(static_cast<std::uint8_t>(*element.get_if<std::int64_t>()));
+                out.u8(static_cast<std::uint8_t>(*element.get_if<std::int64_t>()));
             }
             return {};
         }
-        list_header(l.elements.size());
+        put_list_header(out, l.elements.size());
         for (const auto& element : l.elements) {
-            if (auto done = term(element); !done) {
+            if (auto done = put(out, element); !done) {
                 return done;
             }
         }
         if (l.is_proper()) {
-            out_.u8(etf::NIL_EXT);
+            out.u8(etf::NIL_EXT);
             return {};
         }
-        return term(*l.tail);
+        return put(out, *l.tail);
     }
-    encode_result alternative(std::int64_t value) {
-        integer(value);
+    encode_result put_value(Out& out, std::int64_t value) {
+        put_integer(out, value);
         return {};
     }
-    encode_result alternative(const big_integer& value) { return big(value); }
-    encode_result alternative(double value) { return floating(value); }
-    encode_result alternative(const dist::atom& name) {
-        atom(name);
+    encode_result put_value(Out& out, const big_integer& value) { return put_big(out, value); }
+    encode_result put_value(Out& out, double value) { return put_floating(out, value); }
+    encode_result put_value(Out& out, const dist::atom& name) {
+        put_atom(out, name);
         return {};
     }
-    encode_result alternative(const tuple& t) {
-        tuple_header(t.elements.size());
+    encode_result put_value(Out& out, const tuple& t) {
+        put_tuple_header(out, t.elements.size());
         for (const auto& element : t.elements) {
-            if (auto done = term(element); !done) {
+            if (auto done = put(out, element); !done) {
                 return done;
             }
         }
         return {};
     }
-    encode_result alternative(const dist::binary& b) {
-        binary(b.bytes());
+    encode_result put_value(Out& out, const dist::binary& b) {
+        put_binary(out, b.bytes());
         return {};
     }
-    encode_result alternative(const bitstring& b) { return bits(b.bytes.bytes(), b.last_bits); }
-    encode_result alternative(const map& m) {
-        map_header(m.entries.size());
+    encode_result put_value(Out& out, const bitstring& b) {
+        return put_bits(out, b.bytes.bytes(), b.last_bits);
+    }
+    encode_result put_value(Out& out, const map& m) {
+        put_map_header(out, m.entries.size());
         // OTP keeps maps of up to 32 keys sorted by key and writes them so; larger maps go
         // out in their own order (OTP's is its hash trie's, which vdist keeps when decoding).
         const auto key_less = [](const auto& x, const auto& y) {
@@ -339,39 +409,41 @@ class emitter {
             std::ranges::sort(sorted,
                               [&](const auto* x, const auto* y) { return key_less(*x, *y); });
             for (const auto* entry : sorted) {
-                if (auto done = entry_pair(*entry); !done) {
+                if (auto done = entry_pair(out, *entry); !done) {
                     return done;
                 }
             }
             return {};
         }
         for (const auto& entry : m.entries) {
-            if (auto done = entry_pair(entry); !done) {
+            if (auto done = entry_pair(out, entry); !done) {
                 return done;
             }
         }
         return {};
     }
-    encode_result entry_pair(const std::pair<dist::term, dist::term>& entry) {
-        if (auto done = term(entry.first); !done) {
+    encode_result entry_pair(Out& out, const std::pair<dist::term, dist::term>& entry) {
+        if (auto done = put(out, entry.first); !done) {
             return done;
         }
-        return term(entry.second);
+        return put(out, entry.second);
     }
-    encode_result alternative(const dist::pid& id) {
-        pid(id);
+    encode_result put_value(Out& out, const dist::pid& id) {
+        put_pid(out, id);
         return {};
     }
-    encode_result alternative(const dist::port& id) {
-        port(id);
+    encode_result put_value(Out& out, const dist::port& id) {
+        put_port(out, id);
         return {};
     }
-    encode_result alternative(const dist::reference& ref) { return reference(ref); }
-    encode_result alternative(const dist::export_fun& fun) {
-        export_fun(fun);
+    encode_result put_value(Out& out, const dist::reference& ref) {
+        return put_reference(out, ref);
+    }
+    encode_result put_value(Out& out, const dist::export_fun& fun) {
+        put_export_fun(out, fun);
         return {};
     }
-    encode_result alternative(const box<local_fun>& fun) {
+    encode_result put_value(Out& out, const box<local_fun>& fun) {
         // Size counts from the tag to the end: size the fun first.
         counter size;
         emitter<counter> sizer(size);
@@ -382,41 +454,28 @@ class emitter {
         if (size.size + 4 > std::numeric_limits<std::uint32_t>::max()) {
             return not_encodable();
         }
-        out_.u8(etf::NEW_FUN_EXT);
-        out_.u32(static_cast<std::uint32_t>(size.size + 4));
-        return fun_body(*fun);
+        out.u8(etf::NEW_FUN_EXT);
+        out.u32(static_cast<std::uint32_t>(size.size + 4));
+        return put_fun_body(out, *fun);
     }
 
-    // NEW_FUN_EXT after Size.
-    encode_result fun_body(const local_fun& fun) {
-        out_.u8(fun.arity);
-        out_.bytes(std::as_bytes(std::span(fun.uniq)));
-        out_.u32(fun.index);
-        out_.u32(static_cast<std::uint32_t>(fun.free_vars.size()));
-        atom(fun.module);
-        integer(fun.old_index);
-        integer(fun.old_uniq);
-        pid(fun.pid);
+    encode_result put_fun_body(Out& out, const local_fun& fun) {
+        out.u8(fun.arity);
+        out.bytes(std::as_bytes(std::span(fun.uniq)));
+        out.u32(fun.index);
+        out.u32(static_cast<std::uint32_t>(fun.free_vars.size()));
+        put_atom(out, fun.module);
+        put_integer(out, fun.old_index);
+        put_integer(out, fun.old_uniq);
+        put_pid(out, fun.pid);
         for (const auto& free : fun.free_vars) {
-            if (auto done = term(free); !done) {
+            if (auto done = put(out, free); !done) {
                 return done;
             }
         }
         return {};
     }
 
-    [[nodiscard]] static bool is_byte_list(const list& l) noexcept {
-        for (const auto& element : l.elements) {
-            const auto* value = element.get_if<std::int64_t>();
-            if (value == nullptr || *value < 0 || *value > 255) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    template <class>
-    friend class emitter;
     Out& out_;
 };
 
@@ -477,60 +536,60 @@ std::expected<std::vector<std::byte>, etf_errc> encode(const term& t, encode_opt
 
 void etf_writer::integer(std::int64_t value) {
     vector_output out{out_};
-    emitter(out).integer(value);
+    put_integer(out, value);
 }
 std::expected<void, etf_errc> etf_writer::big(const big_integer& value) {
     vector_output out{out_};
-    return emitter(out).big(value);
+    return put_big(out, value);
 }
 std::expected<void, etf_errc> etf_writer::floating(double value) {
     vector_output out{out_};
-    return emitter(out).floating(value);
+    return put_floating(out, value);
 }
 void etf_writer::atom(dist::atom name) {
     vector_output out{out_};
-    emitter(out).atom(name);
+    put_atom(out, name);
 }
 void etf_writer::tuple_header(std::size_t arity) {
     vector_output out{out_};
-    emitter(out).tuple_header(arity);
+    put_tuple_header(out, arity);
 }
 void etf_writer::list_header(std::size_t length) {
     vector_output out{out_};
-    emitter(out).list_header(length);
+    put_list_header(out, length);
 }
 void etf_writer::string(std::span<const std::uint8_t> bytes) {
     vector_output out{out_};
-    emitter(out).string(bytes);
+    put_string(out, bytes);
 }
 void etf_writer::binary(std::span<const std::byte> bytes) {
     vector_output out{out_};
-    emitter(out).binary(bytes);
+    put_binary(out, bytes);
 }
 std::expected<void, etf_errc> etf_writer::bits(std::span<const std::byte> bytes,
                                                std::uint8_t last_bits) {
     vector_output out{out_};
-    return emitter(out).bits(bytes, last_bits);
+    return put_bits(out, bytes, last_bits);
 }
 void etf_writer::map_header(std::size_t arity) {
     vector_output out{out_};
-    emitter(out).map_header(arity);
+    put_map_header(out, arity);
 }
 void etf_writer::pid(const dist::pid& id) {
     vector_output out{out_};
-    emitter(out).pid(id);
+    put_pid(out, id);
 }
 void etf_writer::port(const dist::port& id) {
     vector_output out{out_};
-    emitter(out).port(id);
+    put_port(out, id);
 }
 std::expected<void, etf_errc> etf_writer::reference(const dist::reference& ref) {
     vector_output out{out_};
-    return emitter(out).reference(ref);
+    return put_reference(out, ref);
 }
 void etf_writer::export_fun(const dist::export_fun& fun) {
     vector_output out{out_};
-    emitter(out).export_fun(fun);
+    put_export_fun(out, fun);
 }
 std::expected<void, etf_errc> etf_writer::term(const dist::term& t) {
     // A whole term: size it, then write it in place (one growth of the vector).
