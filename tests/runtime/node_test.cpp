@@ -5,6 +5,7 @@
 #include "vdist/runtime/node.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -549,6 +550,60 @@ TEST_F(NodeTest, shouldDeliverNoconnectionToLinksAndMonitorsWhenTheNodeGoesDown)
     ASSERT_EQ(t.received(probe).size(), 1u);
     EXPECT_EQ(t.received(probe)[0], DOWN(ref, remote, t.a("noconnection")));
 }
+
+}  // namespace
+}  // namespace vdist::runtime
+
+// --- the real loop (steady clock): timers and fds drive run() until stop()
+// ---------------------------
+
+namespace vdist::runtime {
+namespace {
+
+class NodeLoopTest : public ::testing::TestWithParam<transport::wait_mode> {};
+
+TEST_P(NodeLoopTest, shouldFireTimersAndWatchedFdsAndReturnWhenStopped) {
+    node n(node_config{.name = "loop@localhost", .idle = {.mode = GetParam()}});
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    std::vector<std::string> events;
+    const pid listener = n.spawn([&events](process& self) {
+        (void)self.send_after(std::chrono::milliseconds(20), self.self(), self.host().a("tick"));
+        self.become([&events](process& me, term message) {
+            events.push_back(std::string(message.get_if<atom>()->text()));
+            if (events.size() == 2) {
+                me.host().stop();
+            }
+        });
+    });
+    n.watch_fd(pipe_fds[0], [&] {
+        char byte = 0;
+        (void)::read(pipe_fds[0], &byte, 1);
+        n.send(listener, n.a("readable"));
+    });
+    std::thread writer([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(60));
+        (void)::write(pipe_fds[1], "x", 1);
+    });
+    const auto started = std::chrono::steady_clock::now();
+    n.run();
+    writer.join();
+    const auto took = std::chrono::steady_clock::now() - started;
+    const std::vector<std::string> expected{"tick", "readable"};
+    EXPECT_EQ(events, expected);
+    EXPECT_LT(took, std::chrono::seconds(5)) << "liveness only";
+    n.unwatch_fd(pipe_fds[0]);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(WaitModes, NodeLoopTest,
+                         ::testing::Values(transport::wait_mode::busy_poll,
+                                           transport::wait_mode::spin_then_block,
+                                           transport::wait_mode::block),
+                         [](const auto& tested) {
+                             return std::string(transport::wait_mode_name(tested.param));
+                         });
 
 }  // namespace
 }  // namespace vdist::runtime
