@@ -21,6 +21,17 @@ namespace {
     return dist::binary(text);
 }
 
+// The exit reason of a process whose behavior or handler threw. Called inside a catch block.
+[[nodiscard]] term exception_reason(node& host) {
+    try {
+        throw;
+    } catch (const std::exception& error) {
+        return dist::tuple{host.a("cpp_exception"), binary_text(error.what())};
+    } catch (...) {
+        return dist::tuple{host.a("cpp_exception"), host.a("unknown")};
+    }
+}
+
 }  // namespace
 
 std::uint64_t reference_key(const reference& ref) noexcept {
@@ -42,6 +53,10 @@ bool is_atom(const term& t, std::string_view name) noexcept {
 process::process(node& host, pid self) : node_(&host), self_(std::move(self)) {}
 
 void process::send(const pid& to, term message) {
+    if (node_->is_local(to) && to.creation == node_->config_.creation) {
+        node_->deliver(number_of(to), std::move(message));  // node::send's local case, inline
+        return;
+    }
     node_->send(to, std::move(message));
 }
 
@@ -210,7 +225,23 @@ bool process::demonitor(const reference& ref, bool flush) {
 }
 
 void process::exit(const pid& target, term reason) {
-    node_->exit(target, std::move(reason));
+    // The signal comes from this process: a target that traps exits gets
+    // {'EXIT', self(), Reason} (a supervised gen_server must see its parent in it).
+    if (!node_->is_local(target)) {
+        if (node_->router_ != nullptr) {
+            node_->router_->exit(self_, target, std::move(reason), false);
+        }
+        return;
+    }
+    if (target.creation != node_->config_.creation) {
+        return;
+    }
+    node_->queue_signal({self_, number_of(target), std::move(reason), false});
+    // Drained when the current handler returns (finish_handler): the target's death can signal
+    // this process back through a link, and a running process must not take it then.
+    if (!running_) {
+        node_->drain_signals();
+    }
 }
 
 void process::exit(term reason) {
@@ -433,10 +464,8 @@ void node::run_behavior(process& p, const std::function<void(process&)>& body) {
     p.running_ = true;
     try {
         body(p);
-    } catch (const std::exception& error) {
-        p.exit_reason_ = dist::tuple{a("cpp_exception"), binary_text(error.what())};
     } catch (...) {
-        p.exit_reason_ = dist::tuple{a("cpp_exception"), a("unknown")};
+        p.exit_reason_ = exception_reason(*this);
     }
     p.running_ = false;
 }
@@ -450,7 +479,12 @@ bool node::try_receive(process& p) {
         const term& message = p.mailbox_[i];
         std::function<void(process&, term)> handler;
         if (pending.any) {
-            handler = pending.persistent ? pending.any : std::move(pending.any);
+            // Moved out for the call, also when persistent (moved back below), not copied: a
+            // copy per message costs a heap allocation for any capture over 16 bytes or not
+            // trivially copyable (a shared_ptr, as gen_server's loop holds). So a persistent
+            // handler is one object for all its messages (a `mutable` lambda keeps its state).
+            handler = std::move(pending.any);
+            pending.any = nullptr;
         } else {
             for (auto& c : pending.clauses) {
                 if (c.matches(message)) {
@@ -463,16 +497,32 @@ bool node::try_receive(process& p) {
             continue;
         }
         term taken = std::move(p.mailbox_[i]);
-        p.mailbox_.erase(p.mailbox_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (i == 0) {
+            p.mailbox_.pop_front();  // the usual case; deque::erase takes a slow general path
+        } else {
+            p.mailbox_.erase(p.mailbox_.begin() + static_cast<std::ptrdiff_t>(i));
+        }
         p.scanned_ = 0;
         ++stats_.handled;
-        if (!pending.persistent) {
+        const bool persistent = pending.persistent;
+        if (!persistent) {
             if (pending.timeout_timer) {
                 cancel_timer_id(*pending.timeout_timer);
             }
             p.receive_.reset();  // the handler arms the next receive, if any
         }
-        run_behavior(p, [&](process& self) { handler(self, std::move(taken)); });
+        // run_behavior's work, without wrapping the call in one more std::function per message.
+        p.running_ = true;
+        try {
+            handler(p, std::move(taken));
+        } catch (...) {
+            p.exit_reason_ = exception_reason(*this);
+        }
+        p.running_ = false;
+        if (persistent && p.receive_ && p.receive_->persistent && !p.receive_->any) {
+            // It armed no other receive (an empty become() counts as none): it stays.
+            p.receive_->any = std::move(handler);
+        }
         finish_handler(p);
         return true;
     }
@@ -491,7 +541,9 @@ void node::finish_handler(process& p) {
     } else if (!p.receive_) {
         terminate(p, normal_);  // the behavior returned without receiving again
     }
-    drain_signals();
+    if (!signals_.empty()) {
+        drain_signals();
+    }
 }
 
 bool node::step() {
@@ -784,6 +836,12 @@ std::size_t node::fire_due_timers() {
         }
         process* p = find(action.process);
         if (p == nullptr || !p->receive_ || p->receive_->timeout_timer != id) {
+            continue;
+        }
+        // Erlang's receive tries the mailbox before it takes the timeout: `after 0` armed by a
+        // timeout handler (a call's last look for its reply), or a message sent by an earlier
+        // timer of this batch, must not be passed over.
+        if (p->scanned_ < p->mailbox_.size() && try_receive(*p)) {
             continue;
         }
         auto on_timeout = std::move(p->receive_->on_timeout);
