@@ -134,6 +134,40 @@ TEST_F(NodeTest, shouldTurnAnExit2IntoAMessageWhenTrappingAndIgnoreNormalWhenNot
     EXPECT_FALSE(t.node().alive(plain));
 }
 
+TEST_F(NodeTest, shouldNameTheSenderInTheExitMessageWhenAProcessSendsExit2) {
+    const pid probe = t.probe();
+    const pid sender = t.node().spawn([probe](process& self) {
+        self.exit(probe, self.host().a("shutdown"));
+        self.become([](process&, term) {});
+    });
+    t.run();
+    ASSERT_EQ(t.received(probe).size(), 1u);
+    EXPECT_EQ(t.received(probe)[0], EXIT(sender, t.a("shutdown")));
+}
+
+TEST_F(NodeTest, shouldGetAnExitMessageNotDieWhenATrappingCallerKillsALinkedProcess) {
+    const pid probe = t.probe();
+    const pid caller = t.node().spawn([probe](process& self) {
+        self.trap_exit(true);
+        const pid child = self.spawn_link([](process& c) { c.become([](process&, term) {}); });
+        self.become([probe, child](process& me, term message) {
+            if (is_atom(message, "go")) {
+                me.exit(child, me.host().a("kill"));
+            } else {
+                me.send(probe, std::move(message));
+            }
+        });
+    });
+    t.run();
+    t.node().send(caller, t.a("go"));
+    t.run();
+    EXPECT_TRUE(t.node().alive(caller));
+    ASSERT_EQ(t.received(probe).size(), 1u);
+    const auto* exit_message = t.received(probe)[0].get_if<tuple>();
+    ASSERT_NE(exit_message, nullptr);
+    EXPECT_EQ(exit_message->elements[2], term(t.a("killed")));
+}
+
 TEST_F(NodeTest, shouldEndTheCallerWhenItSendsExitNormalToItself) {
     const pid self_exiter = t.node().spawn([](process& self) {
         self.become([](process& me, term) { me.exit(me.self(), me.host().a("normal")); });
