@@ -20,10 +20,14 @@
 ///                         for the control message, std::vector<long>, a vector of
 ///                         (std::string, long), a tree of {std::string, long, children};
 ///                         skip/ei: ei_skip_term over the same bytes (informative floor);
+///  - decode_stream/vdist: etf_reader (read_tuple_header, read_integer, read_pid,
+///                         read_atom_text, read_binary, ...) walking the same bytes into the
+///                         very structs decode/ei fills (same copies, same allocations);
 ///  - decode_shared (binary_1k only): decode(bytes, owner), whose binary shares the receive
-///                         buffer, against ei_decode_bitstring, a pointer into the buffer.
+///                         buffer, and etf_reader::read_binary (vdist_stream: a view), against
+///                         ei_decode_bitstring, a pointer into the buffer.
 ///
-/// At start-up every encoder must produce exactly the bytes ei produces and both decoders must
+/// At start-up every encoder must produce exactly the bytes ei produces and every decoder must
 /// read back the source values, or the program stops. The ratio table uses the CPU time per
 /// iteration, median over --benchmark_repetitions: ei ns / vdist ns (> 1: vdist is faster),
 /// target 1.5. Built without ei (not found at configure time), it runs the vdist side only.
@@ -35,6 +39,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <span>
@@ -46,6 +51,7 @@
 #include "vdist/dist/atom.hpp"
 #include "vdist/dist/etf_decoder.hpp"
 #include "vdist/dist/etf_encoder.hpp"
+#include "vdist/dist/etf_reader.hpp"
 #include "vdist/dist/term.hpp"
 
 #if VDIST_BENCH_WITH_EI
@@ -139,6 +145,23 @@ class ei_x_sink {
     return ei_decode_list_header(buffer, &index, &length) == 0 && length == 0;
 }
 
+/// An atom's text into a C string of `capacity` bytes, as ei_decode_atom fills one. Out of
+/// line, where the capacity is unknown: inlined, g++ expands the bounded memcpy into
+/// `rep movsq`, whose start-up costs more than copying a short name.
+[[nodiscard, gnu::noinline]] bool copy_text(std::string_view text, char* out,
+                                            std::size_t capacity) {
+    if (text.size() >= capacity) {
+        return false;
+    }
+    std::memcpy(out, text.data(), text.size());
+    out[text.size()] = '\0';
+    return true;
+}
+template <std::size_t N>
+[[nodiscard]] bool copy_text(const dist::decode_result<std::string_view>& text, char (&out)[N]) {
+    return text && copy_text(*text, out, N);
+}
+
 #endif
 
 // ---- Shapes. Each holds its source values in plain C++ (what encode_stream and ei encode
@@ -215,6 +238,28 @@ struct control_shape {
                ei_decode_atom(buffer, &index, out.to_name) == 0;
     }
 
+    /// The same walk through etf_reader, into the same struct.
+    [[nodiscard]] static bool stream_decode(dist::etf_reader& in, ei_value& out) {
+        if (!in.read_version()) {
+            return false;
+        }
+        const auto arity = in.read_tuple_header();
+        const auto number = in.read_integer();
+        if (!arity || *arity != 4 || !number) {
+            return false;
+        }
+        out.op = *number;
+        const auto from = in.read_pid();
+        if (!from || !copy_text(from->node, out.from.node, sizeof out.from.node)) {
+            return false;
+        }
+        out.from.num = from->id;
+        out.from.serial = from->serial;
+        out.from.creation = from->creation;
+        return copy_text(in.read_atom_text(), out.unused) &&
+               copy_text(in.read_atom_text(), out.to_name);
+    }
+
     [[nodiscard]] bool same(const ei_value& decoded) const {
         return decoded.op == op && std::string_view(decoded.from.node) == node_text &&
                decoded.from.num == pid_id && decoded.from.serial == pid_serial &&
@@ -269,6 +314,20 @@ struct binary_shape {
         return ei_decode_binary(buffer, &index, out.bytes.get(), &out.size) == 0;
     }
 
+    [[nodiscard]] static bool stream_decode(dist::etf_reader& in, ei_value& out) {
+        if (!in.read_version()) {
+            return false;
+        }
+        const auto bytes = in.read_binary();
+        if (!bytes) {
+            return false;
+        }
+        out.bytes = std::make_unique_for_overwrite<std::byte[]>(bytes->size());
+        std::memcpy(out.bytes.get(), bytes->data(), bytes->size());
+        out.size = static_cast<long>(bytes->size());
+        return true;
+    }
+
     [[nodiscard]] bool same(const ei_value& decoded) const {
         return decoded.size == static_cast<long>(payload.size()) &&
                std::equal(payload.begin(), payload.end(), decoded.bytes.get());
@@ -284,6 +343,19 @@ struct binary_shape {
         return decode_version(buffer, index) &&
                ei_decode_bitstring(buffer, &index, &out.bytes, &bit_offset, &out.bits) == 0 &&
                bit_offset == 0;
+    }
+    /// Without a copy: etf_reader::read_binary is a view of the buffer.
+    [[nodiscard]] static bool stream_decode_view(dist::etf_reader& in, ei_view& out) {
+        if (!in.read_version()) {
+            return false;
+        }
+        const auto bytes = in.read_binary();
+        if (!bytes) {
+            return false;
+        }
+        out.bytes = reinterpret_cast<const char*>(bytes->data());
+        out.bits = 8 * bytes->size();
+        return true;
     }
     [[nodiscard]] bool same(const ei_view& decoded) const {
         return decoded.bits == 8 * payload.size() &&
@@ -356,6 +428,29 @@ struct int_list_shape {
         return length == 0 || decode_nil(buffer, index);
     }
 
+    [[nodiscard]] static bool stream_decode(dist::etf_reader& in, ei_value& out) {
+        if (!in.read_version()) {
+            return false;
+        }
+        const auto length = in.read_list_header();
+        if (!length) {
+            return false;
+        }
+        out.reserve(*length);
+        for (std::size_t i = 0; i < *length; ++i) {
+            const auto n = in.read_integer();
+            if (!n) {
+                return false;
+            }
+            out.push_back(*n);
+        }
+        if (*length == 0) {
+            return true;
+        }
+        const auto tail = in.read_list_header();
+        return tail && *tail == 0;
+    }
+
     [[nodiscard]] bool same(const ei_value& decoded) const {
         return decoded == numbers;
     }
@@ -424,6 +519,26 @@ struct map_shape {
                 return false;
             }
             out.emplace_back(key, number);
+        }
+        return true;
+    }
+
+    [[nodiscard]] static bool stream_decode(dist::etf_reader& in, ei_value& out) {
+        if (!in.read_version()) {
+            return false;
+        }
+        const auto arity = in.read_map_header();
+        if (!arity) {
+            return false;
+        }
+        out.reserve(*arity);
+        for (std::size_t i = 0; i < *arity; ++i) {
+            const auto key = in.read_atom_text();
+            const auto number = in.read_integer();
+            if (!key || !number) {
+                return false;
+            }
+            out.emplace_back(*key, *number);
         }
         return true;
     }
@@ -537,6 +652,35 @@ struct nested_shape {
         return length == 0 || decode_nil(buffer, index);
     }
 
+    [[nodiscard]] static bool stream_decode(dist::etf_reader& in, ei_value& out) {
+        return in.read_version() && stream_decode_node(in, out);
+    }
+    [[nodiscard]] static bool stream_decode_node(dist::etf_reader& in, ei_node& out) {
+        const auto arity = in.read_tuple_header();
+        if (!arity || *arity != 3) {
+            return false;
+        }
+        const auto tag = in.read_atom_text();
+        const auto n = in.read_integer();
+        const auto length = in.read_list_header();
+        if (!tag || !n || !length) {
+            return false;
+        }
+        out.tag = *tag;
+        out.n = *n;
+        out.children.resize(*length);
+        for (auto& child : out.children) {
+            if (!stream_decode_node(in, child)) {
+                return false;
+            }
+        }
+        if (*length == 0) {
+            return true;
+        }
+        const auto tail = in.read_list_header();
+        return tail && *tail == 0;
+    }
+
     [[nodiscard]] bool same(const ei_value& decoded) const {
         return same_node(decoded, root);
     }
@@ -569,9 +713,11 @@ template <class Shape>
     if (!into_writer.term(shape.value)) {
         stop(Shape::name, "etf_writer::term() failed");
     }
+    into_writer.finish();
     std::vector<std::byte> streamed;
     dist::etf_writer stream_writer(streamed);
     shape.stream(stream_writer);
+    stream_writer.finish();
     if (into != *encoded || streamed != *encoded) {
         stop(Shape::name, "encode(), etf_writer::term() and the streamed pieces differ");
     }
@@ -612,6 +758,12 @@ template <class Shape>
     if (!Shape::ei_decode(by_ei.data(), index, read_back) ||
         index != static_cast<int>(by_ei.size()) || !shape.same(read_back)) {
         stop(Shape::name, "ei does not read back the source values");
+    }
+    typename Shape::ei_value streamed_back{};
+    dist::etf_reader reader(*encoded);
+    if (!Shape::stream_decode(reader, streamed_back) || !reader.at_end() ||
+        !shape.same(streamed_back)) {
+        stop(Shape::name, "etf_reader does not read back the source values");
     }
 #endif
     return std::move(*encoded);
@@ -689,6 +841,7 @@ void register_shape(const Shape& shape, const bytes_vector& bytes, dist::atom_ta
                 state.SkipWithError("etf_writer::term failed");
                 break;
             }
+            writer.finish();
             benchmark::DoNotOptimize(out.data());
             benchmark::ClobberMemory();
         }
@@ -700,6 +853,7 @@ void register_shape(const Shape& shape, const bytes_vector& bytes, dist::atom_ta
             out.clear();
             dist::etf_writer writer(out);
             shape.stream(writer);
+            writer.finish();
             benchmark::DoNotOptimize(out.data());
             benchmark::ClobberMemory();
         }
@@ -729,6 +883,19 @@ void register_shape(const Shape& shape, const bytes_vector& bytes, dist::atom_ta
                 break;
             }
             benchmark::DoNotOptimize(index);
+        }
+        bytes_processed(state);
+    });
+    add(prefix + "decode_stream/vdist", [&bytes, bytes_processed](benchmark::State& state) {
+        for (auto _ : state) {
+            typename Shape::ei_value value;
+            dist::etf_reader in(bytes);
+            if (!Shape::stream_decode(in, value)) {
+                state.SkipWithError("etf_reader walk failed");
+                break;
+            }
+            benchmark::DoNotOptimize(value);
+            benchmark::ClobberMemory();
         }
         bytes_processed(state);
     });
@@ -774,6 +941,25 @@ void register_shared_decode(const binary_shape& shape, const bytes_vector& bytes
             int at = 0;
             if (!binary_shape::ei_decode_view(buffer, at, value)) {
                 state.SkipWithError("ei_decode_bitstring failed");
+                break;
+            }
+            benchmark::DoNotOptimize(value);
+        }
+    })->Unit(benchmark::kNanosecond);
+    {
+        binary_shape::ei_view streamed{};
+        dist::etf_reader in(*owner);
+        if (!binary_shape::stream_decode_view(in, streamed) || !shape.same(streamed)) {
+            stop(binary_shape::name, "etf_reader::read_binary does not view the payload");
+        }
+    }
+    benchmark::RegisterBenchmark((prefix + "vdist_stream").c_str(), [owner](
+                                                                        benchmark::State& state) {
+        for (auto _ : state) {
+            binary_shape::ei_view value;
+            dist::etf_reader in(*owner);
+            if (!binary_shape::stream_decode_view(in, value)) {
+                state.SkipWithError("etf_reader::read_binary failed");
                 break;
             }
             benchmark::DoNotOptimize(value);
@@ -844,13 +1030,15 @@ void print_ratios(const ratio_reporter& reporter, const std::vector<std::string>
         {"encode_into", "encode_into/vdist", "encode/ei"},
         {"encode_stream", "encode_stream/vdist", "encode/ei"},
         {"decode", "decode/vdist", "decode/ei"},
+        {"decode_stream", "decode_stream/vdist", "decode/ei"},
         {"decode_shared", "decode_shared/vdist", "decode_shared/ei"},
+        {"decode_shared_stream", "decode_shared/vdist_stream", "decode_shared/ei"},
     };
     std::printf(
         "\nratio = ei ns / vdist ns (CPU time per iteration, median over repetitions; "
         "> 1: vdist faster), target %.1f\n",
         target_ratio);
-    std::printf("%-14s %-14s %10s %10s %7s  %s\n", "shape", "op", "vdist ns", "ei ns", "ratio",
+    std::printf("%-14s %-20s %10s %10s %7s  %s\n", "shape", "op", "vdist ns", "ei ns", "ratio",
                 "target");
     for (const auto& shape : shapes) {
         for (const auto& pair : pairings) {
@@ -860,12 +1048,12 @@ void print_ratios(const ratio_reporter& reporter, const std::vector<std::string>
                 continue;  // not in this shape, or filtered out
             }
             if (ours <= 0 || theirs <= 0) {
-                std::printf("%-14s %-14s %10s %10s %7s  %s\n", shape.c_str(), pair.op, "-", "-",
+                std::printf("%-14s %-20s %10s %10s %7s  %s\n", shape.c_str(), pair.op, "-", "-",
                             "-", "n/a");
                 continue;
             }
             const double ratio = theirs / ours;
-            std::printf("%-14s %-14s %10.1f %10.1f %7.2f  %s\n", shape.c_str(), pair.op, ours,
+            std::printf("%-14s %-20s %10.1f %10.1f %7.2f  %s\n", shape.c_str(), pair.op, ours,
                         theirs, ratio, ratio >= target_ratio ? "PASS" : "MISS");
         }
     }

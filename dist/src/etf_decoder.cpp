@@ -713,6 +713,24 @@ bool decoding::read_term(term& out, std::size_t depth) {
 
 }  // namespace
 
+decode_result<std::vector<std::byte>> inflate_external(std::span<const std::byte> external,
+                                                       const decode_limits& limits) {
+    if (!external.empty() && std::to_integer<std::uint8_t>(external[0]) != etf::VERSION_MAGIC) {
+        return std::unexpected(decode_error{etf_errc::bad_version, 0});
+    }
+    if (external.size() < 2) {
+        return std::unexpected(decode_error{etf_errc::truncated, external.size()});
+    }
+    if (std::to_integer<std::uint8_t>(external[1]) != etf::COMPRESSED) {
+        return std::unexpected(decode_error{etf_errc::unknown_tag, 1});
+    }
+    auto inflated = inflate_term(external.subspan(2), 2, limits);
+    if (!inflated) {
+        return std::unexpected(inflated.error());
+    }
+    return std::move(**inflated);
+}
+
 decode_result<term> etf_decoder::decode(std::span<const std::byte> external) const {
     return decode(external, {});
 }

@@ -45,23 +45,10 @@ struct raw_output {
     }
 };
 
-// etf_writer's cursor: appends to the caller's vector field by field (a piece is small, and
-// growing a std::vector by a whole piece at once, resize() then write, costs more: it zeroes).
-struct vector_output {
-    std::vector<std::byte>* out;
-    void u8(std::uint8_t v) { out->push_back(static_cast<std::byte>(v)); }
-    void u16(std::uint16_t v) { put(std::byteswap(v)); }
-    void u32(std::uint32_t v) { put(std::byteswap(v)); }
-    void u64(std::uint64_t v) { put(std::byteswap(v)); }
-    void bytes(std::span<const std::byte> b) { out->insert(out->end(), b.begin(), b.end()); }
-    template <class T>
-    void put(T v) {
-        const auto* raw = reinterpret_cast<const std::byte*>(&v);
-        out->insert(out->end(), raw, raw + sizeof v);
-    }
-};
-
 using encode_result = std::expected<void, etf_errc>;
+
+// Least room etf_writer grows by: a control message and a small payload in one step.
+constexpr std::size_t min_growth = 256;
 
 // The most keys of a map OTP stores (and encodes) sorted: a "flatmap" (MAP_SMALL_MAP_LIMIT).
 constexpr std::size_t flatmap_max_keys = 32;
@@ -534,76 +521,126 @@ std::expected<std::vector<std::byte>, etf_errc> encode(const term& t, encode_opt
     return out;
 }
 
-void etf_writer::integer(std::int64_t value) {
-    vector_output out{out_};
-    put_integer(out, value);
+void etf_writer::grow(std::size_t n) {
+    const std::size_t used = static_cast<std::size_t>(cursor_ - out_->data());
+    // At least double (amortised O(1) per byte), and never less than a small message.
+    out_->resize(std::max({used + n, 2 * used, min_growth}));
+    cursor_ = out_->data() + used;
+    limit_ = out_->data() + out_->size();
 }
+
+void etf_writer::append(std::span<const std::byte> bytes) {
+    if (static_cast<std::size_t>(limit_ - cursor_) >= bytes.size() || bytes.size() < min_growth) {
+        if (!bytes.empty()) {
+            std::memcpy(room(bytes.size()), bytes.data(), bytes.size());
+            cursor_ += bytes.size();
+        }
+        return;
+    }
+    // Growing by resize() would zero the room before it is overwritten: for a large piece
+    // that does not fit, trim to the cursor and let insert() copy it (the next piece grows).
+    finish();
+    out_->insert(out_->end(), bytes.begin(), bytes.end());
+    cursor_ = out_->data() + out_->size();
+    limit_ = cursor_;
+}
+
+void etf_writer::small_big(std::int64_t value) {
+    raw_output out{room(11)};  // tag, N, sign, at most 8 digits
+    put_small_big(out, value);
+    cursor_ = out.at;
+}
+
+void etf_writer::long_atom(std::string_view text) {
+    raw_output out{room(3 + text.size())};
+    out.u8(etf::ATOM_UTF8_EXT);
+    out.u16(static_cast<std::uint16_t>(text.size()));  // at most 255 characters of 4 bytes
+    out.bytes(std::as_bytes(std::span(text)));
+    cursor_ = out.at;
+}
+
+void etf_writer::long_pid(const dist::pid& id) {
+    raw_output out{room(1 + 3 + id.node.text().size() + 12)};
+    put_pid(out, id);
+    cursor_ = out.at;
+}
+
 std::expected<void, etf_errc> etf_writer::big(const big_integer& value) {
-    vector_output out{out_};
-    return put_big(out, value);
+    counter size;
+    if (auto sized = put_big(size, value); !sized) {
+        return sized;
+    }
+    raw_output out{room(size.size)};
+    auto written = put_big(out, value);
+    cursor_ = out.at;
+    return written;
 }
+
 std::expected<void, etf_errc> etf_writer::floating(double value) {
-    vector_output out{out_};
-    return put_floating(out, value);
+    raw_output out{room(9)};
+    auto written = put_floating(out, value);
+    cursor_ = out.at;
+    return written;
 }
-void etf_writer::atom(dist::atom name) {
-    vector_output out{out_};
-    put_atom(out, name);
-}
-void etf_writer::tuple_header(std::size_t arity) {
-    vector_output out{out_};
-    put_tuple_header(out, arity);
-}
-void etf_writer::list_header(std::size_t length) {
-    vector_output out{out_};
-    put_list_header(out, length);
-}
+
 void etf_writer::string(std::span<const std::uint8_t> bytes) {
-    vector_output out{out_};
+    counter size;
+    put_string(size, bytes);
+    raw_output out{room(size.size)};
     put_string(out, bytes);
+    cursor_ = out.at;
 }
-void etf_writer::binary(std::span<const std::byte> bytes) {
-    vector_output out{out_};
-    put_binary(out, bytes);
-}
+
 std::expected<void, etf_errc> etf_writer::bits(std::span<const std::byte> bytes,
                                                std::uint8_t last_bits) {
-    vector_output out{out_};
-    return put_bits(out, bytes, last_bits);
+    counter size;
+    if (auto sized = put_bits(size, bytes, last_bits); !sized) {
+        return sized;
+    }
+    raw_output out{room(size.size)};
+    auto written = put_bits(out, bytes, last_bits);
+    cursor_ = out.at;
+    return written;
 }
-void etf_writer::map_header(std::size_t arity) {
-    vector_output out{out_};
-    put_map_header(out, arity);
-}
-void etf_writer::pid(const dist::pid& id) {
-    vector_output out{out_};
-    put_pid(out, id);
-}
+
 void etf_writer::port(const dist::port& id) {
-    vector_output out{out_};
+    counter size;
+    put_port(size, id);
+    raw_output out{room(size.size)};
     put_port(out, id);
+    cursor_ = out.at;
 }
+
 std::expected<void, etf_errc> etf_writer::reference(const dist::reference& ref) {
-    vector_output out{out_};
-    return put_reference(out, ref);
+    counter size;
+    if (auto sized = put_reference(size, ref); !sized) {
+        return sized;
+    }
+    raw_output out{room(size.size)};
+    auto written = put_reference(out, ref);
+    cursor_ = out.at;
+    return written;
 }
+
 void etf_writer::export_fun(const dist::export_fun& fun) {
-    vector_output out{out_};
+    counter size;
+    put_export_fun(size, fun);
+    raw_output out{room(size.size)};
     put_export_fun(out, fun);
+    cursor_ = out.at;
 }
+
 std::expected<void, etf_errc> etf_writer::term(const dist::term& t) {
-    // A whole term: size it, then write it in place (one growth of the vector).
+    // A whole term: size it, then write it in place.
     const auto size = encoded_size(t);
     if (!size) {
         return std::unexpected(size.error());
     }
-    const std::size_t start = out_->size();
-    out_->resize(start + *size - 1);  // encoded_size counts the version byte
-    raw_output raw{out_->data() + start};
-    if (auto written = emitter(raw).term(t); !written) {
-        out_->resize(start);
-        return written;
+    raw_output out{room(*size - 1)};  // encoded_size counts the version byte
+    if (auto written = emitter(out).term(t); !written) {
+        return written;  // the cursor stays: the partial term is not kept
     }
+    cursor_ = out.at;
     return {};
 }
 

@@ -47,6 +47,8 @@ class category final : public std::error_category {
                 return "decompression failed or gave the wrong size";
             case etf_errc::not_encodable:
                 return "value not encodable as ETF";
+            case etf_errc::integer_out_of_range:
+                return "integer out of range (larger than 64 bits)";
         }
         return "unknown ETF error " + std::to_string(value);
     }

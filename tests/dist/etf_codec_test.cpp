@@ -1,13 +1,15 @@
 // Unit tests of the ETF codec (etf_decoder.hpp, etf_encoder.hpp): for each tag a valid case, a
 // truncated case and a malformed case checked against its specific error; the limits; the
-// normalisations; zero-copy binaries; compressed terms. Byte-exact agreement with OTP itself is
-// in etf_golden_test.cpp and etf_roundtrip_test.cpp.
+// normalisations; zero-copy binaries; compressed terms; etf_writer against encode(). Byte-exact
+// agreement with OTP itself is in etf_golden_test.cpp and etf_roundtrip_test.cpp.
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -502,7 +504,159 @@ TEST_F(EtfCodecTest, shouldAgreeWithEncodeWhenWritingPieceByPiece) {
     writer.pid(from);
     ASSERT_TRUE(writer.reference(tag));
     writer.atom(a("hello"));
+    writer.finish();
     EXPECT_EQ(streamed, encoded(term(tuple{a("$gen_call"), tuple{from, tag}, a("hello")})));
+}
+
+// --- etf_writer, piece by piece
+// -----------------------------------------------------------------------
+
+/// One piece: the term it stands for and the writer call that writes it.
+struct piece {
+    term value;
+    std::function<void(etf_writer&)> write;
+};
+
+[[nodiscard]] std::string repeat(std::string_view unit, std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+        out += unit;
+    }
+    return out;
+}
+
+// Every piece method on values that take each of its encodings (and each of the writer's
+// paths: inline, out of line, a block too large for the room left).
+[[nodiscard]] std::vector<piece> pieces(atom_table& atoms) {
+    std::vector<piece> all;
+    for (const std::int64_t n :
+         {std::int64_t{0}, std::int64_t{255}, std::int64_t{256}, std::int64_t{-1},
+          std::int64_t{INT32_MIN}, std::int64_t{INT32_MAX}, std::int64_t{INT32_MAX} + 1,
+          std::int64_t{INT32_MIN} - 1, INT64_MAX, INT64_MIN}) {
+        all.push_back({term(n), [n](etf_writer& out) { out.integer(n); }});
+    }
+    const big_integer two_to_64{false, {0, 0, 0, 0, 0, 0, 0, 0, 1}};
+    all.push_back(
+        {term(two_to_64), [two_to_64](etf_writer& out) { ASSERT_TRUE(out.big(two_to_64)); }});
+    for (const double x : {1.5, -0.0}) {
+        all.push_back({term(x), [x](etf_writer& out) { ASSERT_TRUE(out.floating(x)); }});
+    }
+    for (const auto& name :
+         {std::string(), std::string("ok"), std::string(255, 'a'), repeat("\xce\xbb", 255)}) {
+        const atom made = atoms(name);
+        all.push_back({term(made), [made](etf_writer& out) { out.atom(made); }});
+    }
+    for (const std::size_t length : {std::size_t{0}, std::size_t{3}, std::size_t{70'000}}) {
+        std::vector<std::uint8_t> chars(length);
+        std::vector<term> elements;
+        for (std::size_t i = 0; i < length; ++i) {
+            chars[i] = static_cast<std::uint8_t>(i * 7);
+            elements.emplace_back(std::int64_t{chars[i]});
+        }
+        all.push_back(
+            {term(list(std::move(elements))), [chars](etf_writer& out) { out.string(chars); }});
+    }
+    for (const std::size_t length : {std::size_t{3}, std::size_t{10'000}}) {
+        const bytes data(length, std::byte{0x5a});
+        all.push_back({term(binary(data)), [data](etf_writer& out) { out.binary(data); }});
+    }
+    const bytes bits = wire({0xff, 0xe0});
+    all.push_back({term(bitstring{binary(bits), 3}),
+                   [bits](etf_writer& out) { ASSERT_TRUE(out.bits(bits, 3)); }});
+    for (const auto& node_name : {std::string("n@h"), repeat("\xce\xbb", 255)}) {
+        const pid id{atoms(node_name), 85, 2, 0x5eed0001};
+        all.push_back({term(id), [id](etf_writer& out) { out.pid(id); }});
+    }
+    for (const std::uint64_t id : {std::uint64_t{7}, std::uint64_t{1} << 40}) {
+        const port p{atoms("n@h"), id, 3};
+        all.push_back({term(p), [p](etf_writer& out) { out.port(p); }});
+    }
+    const reference ref{atoms("n@h"), 3, {1, 2, 3}};
+    all.push_back({term(ref), [ref](etf_writer& out) { ASSERT_TRUE(out.reference(ref)); }});
+    const export_fun fun{atoms("lists"), atoms("map"), 2};
+    all.push_back({term(fun), [fun](etf_writer& out) { out.export_fun(fun); }});
+    const term nested(tuple{atoms("a"), term(list{term(1), term(2.5)}), map{}});
+    all.push_back({nested, [nested](etf_writer& out) { ASSERT_TRUE(out.term(nested)); }});
+    return all;
+}
+
+[[nodiscard]] bytes without_version(bytes external) {
+    external.erase(external.begin());
+    return external;
+}
+
+TEST_F(EtfCodecTest, shouldWriteWhatEncodeWritesWhenEachPieceIsWrittenAlone) {
+    for (const auto& [value, write] : pieces(atoms)) {
+        bytes out;
+        {
+            etf_writer writer(out);
+            write(writer);
+        }
+        EXPECT_EQ(out, without_version(encoded(value)));
+    }
+}
+
+TEST_F(EtfCodecTest, shouldAppendEveryPieceAfterWhatTheVectorHeldWhenWritingInARow) {
+    bytes expected = wire({1, 2, 3});
+    bytes out = expected;
+    etf_writer writer(out);
+    for (int round = 0; round < 3; ++round) {  // the vector reallocates on the way
+        for (const auto& [value, write] : pieces(atoms)) {
+            write(writer);
+            expected = concat(expected, without_version(encoded(value)));
+        }
+    }
+    EXPECT_TRUE(std::ranges::equal(writer.written(), expected));
+    writer.finish();
+    EXPECT_EQ(out, expected);
+}
+
+TEST_F(EtfCodecTest, shouldTrimTheVectorToWhatWasWrittenWhenFinishedOrDestroyed) {
+    bytes out = wire({7});
+    {
+        etf_writer writer(out);
+        writer.version();
+        writer.list_header(1);
+        writer.integer(5);
+        EXPECT_GE(out.size(), 8u) << "room to write into";
+        writer.finish();
+        EXPECT_EQ(out, wire({7, 131, 108, 0, 0, 0, 1, 97, 5}));
+        writer.nil();  // writing goes on after finish()
+    }
+    EXPECT_EQ(out, wire({7, 131, 108, 0, 0, 0, 1, 97, 5, 106}));
+}
+
+TEST_F(EtfCodecTest, shouldKeepWhatWasWrittenBeforeWhenAPieceIsNotEncodable) {
+    bytes out;
+    {
+        etf_writer writer(out);
+        writer.integer(1);
+        EXPECT_EQ(writer.floating(std::nan("")).error(), etf_errc::not_encodable);
+        EXPECT_EQ(writer.term(term(tuple{term(1), term(std::nan(""))})).error(),
+                  etf_errc::not_encodable);
+        EXPECT_EQ(writer.reference(reference{a("n@h"), 1, {1, 2, 3, 4, 5, 6}}).error(),
+                  etf_errc::not_encodable);
+        EXPECT_EQ(writer.bits(wire({1}), 0).error(), etf_errc::not_encodable);
+        writer.integer(2);
+    }
+    EXPECT_EQ(out, wire({97, 1, 97, 2}));
+}
+
+TEST_F(EtfCodecTest, shouldWriteWhatEncodeWritesWhenAListGrowsTheVectorManyTimes) {
+    std::vector<term> elements;
+    bytes out;
+    {
+        etf_writer writer(out);
+        writer.version();
+        writer.list_header(100'000);
+        for (std::int64_t i = 0; i < 100'000; ++i) {
+            const std::int64_t n = (i * 7919) % 1'000'003 - 500'000;  // both integer encodings
+            writer.integer(n);
+            elements.emplace_back(n);
+        }
+        writer.nil();
+    }
+    EXPECT_EQ(out, encoded(term(list(std::move(elements)))));
 }
 
 }  // namespace

@@ -77,6 +77,13 @@ class etf_decoder {
     decode_limits limits_;
 };
 
+/// The term inside a compressed external term (131 80 UncompressedSize:4 ZlibData), inflated:
+/// the bytes of one term without a version byte, for an etf_reader (which reads no compressed
+/// term). Fails as decode() does (compressed_too_large before inflating, decompression_failed);
+/// unknown_tag at 1 if `external` is not compressed, bad_version at 0 if it is no external term.
+[[nodiscard]] decode_result<std::vector<std::byte>> inflate_external(
+    std::span<const std::byte> external, const decode_limits& limits = {});
+
 /// Binaries shorter than this are always copied (sharing costs a reference count).
 inline constexpr std::size_t zero_copy_threshold = 64;
 

@@ -10,7 +10,7 @@
 
 namespace vdist::dist {
 
-/// What went wrong while decoding (or, for the last two, encoding) a term.
+/// What went wrong while decoding (or, for not_encodable, encoding) a term.
 enum class etf_errc {
     truncated = 1,         ///< the input ends inside a term
     bad_version,           ///< the input does not start with the version byte 131
@@ -30,6 +30,7 @@ enum class etf_errc {
     compressed_too_large,  ///< a compressed term declares more than the limit allows
     decompression_failed,  ///< zlib failed, or the size does not match the declared one
     not_encodable,         ///< a value ETF cannot carry (e.g. a NaN, a 256-byte-long atom)
+    integer_out_of_range,  ///< a valid integer outside what the read asks for (etf_reader: int64)
 };
 
 /// The category of etf_errc ("vdist.etf").
