@@ -48,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "vdist/bench/median.hpp"
 #include "vdist/dist/atom.hpp"
 #include "vdist/dist/etf_decoder.hpp"
 #include "vdist/dist/etf_encoder.hpp"
@@ -1007,10 +1008,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
             const auto aggregate = medians_.find(name);
             return aggregate == medians_.end() ? -1 : aggregate->second;
         }
-        auto values = found->second;
-        std::ranges::sort(values);
-        const std::size_t mid = values.size() / 2;
-        return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+        return vdist::bench::median(found->second);
     }
 
   private:

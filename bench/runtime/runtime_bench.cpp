@@ -57,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "vdist/bench/median.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/transport/unique_fd.hpp"
 
@@ -532,10 +533,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
             const auto aggregate = medians_.find(key);
             return aggregate == medians_.end() ? -1 : aggregate->second;
         }
-        auto values = found->second;
-        std::ranges::sort(values);
-        const std::size_t mid = values.size() / 2;
-        return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+        return vdist::bench::median(found->second);
     }
 
   private:

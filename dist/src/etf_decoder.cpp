@@ -16,9 +16,6 @@
 namespace vdist::dist {
 namespace {
 
-// Maps up to this size are checked for duplicate keys pairwise; larger ones through hashes.
-constexpr std::size_t small_map_entries = 32;
-
 // One decode call: a cursor over the input, the limits and what this input has cost so far.
 // Every read goes through need(); on the first failure error_ is set and every function
 // returns false up the stack.
@@ -350,31 +347,7 @@ bool decoding::read_bits(std::size_t at, term& out) {
 }
 
 bool decoding::check_unique_keys(const map& m, std::size_t at) {
-    const auto& entries = m.entries;
-    if (entries.size() <= small_map_entries) {
-        for (std::size_t i = 1; i < entries.size(); ++i) {
-            for (std::size_t k = 0; k < i; ++k) {
-                if (entries[i].first == entries[k].first) {
-                    return fail(etf_errc::duplicate_map_key, at);
-                }
-            }
-        }
-        return true;
-    }
-    std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
-    keyed.reserve(entries.size());
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        keyed.emplace_back(internal::hash(entries[i].first), i);
-    }
-    std::ranges::sort(keyed);
-    for (std::size_t i = 0; i < keyed.size(); ++i) {
-        for (std::size_t k = i + 1; k < keyed.size() && keyed[k].first == keyed[i].first; ++k) {
-            if (entries[keyed[i].second].first == entries[keyed[k].second].first) {
-                return fail(etf_errc::duplicate_map_key, at);
-            }
-        }
-    }
-    return true;
+    return !internal::has_duplicate_key(m) || fail(etf_errc::duplicate_map_key, at);
 }
 
 bool decoding::read_map(std::size_t at, std::size_t depth, term& out) {

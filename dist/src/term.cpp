@@ -20,8 +20,7 @@ namespace {
     return copy;
 }
 
-// Maps up to this size are compared pairwise; larger ones through hashes.
-constexpr std::size_t small_map_entries = 32;
+using internal::small_map_entries;
 
 // term_count of each alternative.
 struct term_counter {

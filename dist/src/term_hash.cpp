@@ -1,7 +1,10 @@
 #include "term_hash.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace vdist::dist::internal {
 namespace {
@@ -95,6 +98,34 @@ struct hasher {
 
 std::uint64_t hash(const term& t) noexcept {
     return std::visit(hasher{}, t.value());
+}
+
+bool has_duplicate_key(const map& m) {
+    const auto& entries = m.entries;
+    if (entries.size() <= small_map_entries) {
+        for (std::size_t i = 1; i < entries.size(); ++i) {
+            for (std::size_t k = 0; k < i; ++k) {
+                if (entries[i].first == entries[k].first) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+    std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
+    keyed.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        keyed.emplace_back(hash(entries[i].first), i);
+    }
+    std::ranges::sort(keyed);
+    for (std::size_t i = 0; i < keyed.size(); ++i) {
+        for (std::size_t k = i + 1; k < keyed.size() && keyed[k].first == keyed[i].first; ++k) {
+            if (entries[keyed[i].second].first == entries[keyed[k].second].first) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 }  // namespace vdist::dist::internal

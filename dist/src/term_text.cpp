@@ -547,9 +547,6 @@ class printer {
 
 // --- parsing -----------------------------------------------------------------------------------
 
-// Maps up to this size are checked for duplicate keys pairwise; larger ones through hashes.
-constexpr std::size_t small_map_entries = 32;
-
 /// Bits appended one segment at a time, most significant first (Erlang's bit syntax default).
 class bit_builder {
   public:
@@ -1328,39 +1325,11 @@ class parser {
                 break;
             }
         }
-        if (has_duplicate_key(result)) {
+        if (internal::has_duplicate_key(result)) {
             return fail("map with a duplicate key", at);
         }
         out = std::move(result);
         return true;
-    }
-
-    [[nodiscard]] static bool has_duplicate_key(const map& m) {
-        const auto& entries = m.entries;
-        if (entries.size() <= small_map_entries) {
-            for (std::size_t i = 1; i < entries.size(); ++i) {
-                for (std::size_t k = 0; k < i; ++k) {
-                    if (entries[i].first == entries[k].first) {
-                        return true;
-                    }
-                }
-            }
-            return false;
-        }
-        std::vector<std::pair<std::uint64_t, std::size_t>> keyed;
-        keyed.reserve(entries.size());
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            keyed.emplace_back(internal::hash(entries[i].first), i);
-        }
-        std::ranges::sort(keyed);
-        for (std::size_t i = 0; i < keyed.size(); ++i) {
-            for (std::size_t k = i + 1; k < keyed.size() && keyed[k].first == keyed[i].first; ++k) {
-                if (entries[keyed[i].second].first == entries[keyed[k].second].first) {
-                    return true;
-                }
-            }
-        }
-        return false;
     }
 
     /// After `<<`: segments `Value[:Size]` separated by commas, then `>>`. A value is an
