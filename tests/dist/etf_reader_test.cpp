@@ -24,29 +24,15 @@
 #include "vdist/dist/etf_decoder.hpp"
 #include "vdist/dist/etf_encoder.hpp"
 #include "vdist/dist/term.hpp"
+#include "vdist/test/bytes.hpp"
 
 namespace vdist::dist {
 namespace {
 
-using bytes = std::vector<std::byte>;
-
-[[nodiscard]] bytes wire(std::initializer_list<int> values) {
-    bytes out;
-    for (const int v : values) {
-        out.push_back(static_cast<std::byte>(v));
-    }
-    return out;
-}
-
-[[nodiscard]] bytes concat(bytes a, const bytes& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
-[[nodiscard]] bytes text(std::string_view s) {
-    const auto raw = std::as_bytes(std::span(s));
-    return {raw.begin(), raw.end()};
-}
+using test::bytes;
+using test::concat;
+using test::text;
+using test::wire;
 
 [[nodiscard]] bytes repeated(std::size_t n, int value) {
     return bytes(n, static_cast<std::byte>(value));
