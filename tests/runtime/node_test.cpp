@@ -448,10 +448,10 @@ TEST_F(NodeTest, shouldDropAndCountSendsToUnknownPidsAndNames) {
     EXPECT_EQ(t.node().stats().dropped_no_process, before + 3);
 }
 
-TEST_F(NodeTest, shouldRouteAliasesUntilUnaliased) {
+TEST_F(NodeTest, shouldDeliverToTheOwnerWhenSendingToAnAlias) {
     const pid probe = t.probe();
     reference alias;
-    const pid owner = t.node().spawn([&, probe](process& self) {
+    t.node().spawn([&, probe](process& self) {
         alias = self.alias();
         self.become([probe](process& me, term m) { me.send(probe, std::move(m)); });
     });
@@ -460,19 +460,6 @@ TEST_F(NodeTest, shouldRouteAliasesUntilUnaliased) {
     t.run();
     ASSERT_EQ(t.received(probe).size(), 1u);
     EXPECT_EQ(t.received(probe)[0], term(t.a("via_alias")));
-
-    t.node().send(owner, t.a("unalias"));  // forwarded to the probe too, then:
-    t.node().spawn([&](process& self) {
-        self.send(owner, self.host().a("x"));  // keeps the owner busy in order
-    });
-    t.run();
-    const auto dropped = t.node().stats().dropped_no_process;
-    t.node().spawn([&](process& self) {
-        // The owner still has the alias: delivered.
-        self.send(alias, self.host().a("second"));
-    });
-    t.run();
-    EXPECT_EQ(t.node().stats().dropped_no_process, dropped);
 }
 
 TEST_F(NodeTest, shouldDropSendsToAnAliasAfterUnalias) {
