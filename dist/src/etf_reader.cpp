@@ -193,40 +193,50 @@ decode_result<std::int64_t> etf_reader::read_integer_slow() {
     if (at == size()) {
         return fail(etf_errc::truncated, size());
     }
-    const std::size_t left = size() - at;
-    const std::uint8_t tag = byte_at(at);
-    switch (tag) {
+    switch (byte_at(at)) {
         case etf::SMALL_INTEGER_EXT:
         case etf::INTEGER_EXT:
             // The fast path took every complete one.
             return fail(etf_errc::truncated, size());
         case etf::SMALL_BIG_EXT:
         case etf::LARGE_BIG_EXT: {
-            const std::size_t header = tag == etf::SMALL_BIG_EXT ? 2 : 5;
-            if (left < header) {
-                return fail(etf_errc::truncated, size());
+            std::size_t after = at;
+            const auto big = bignum_at(after);
+            if (!big) {
+                return std::unexpected(big.error());
             }
-            const std::size_t digits = header == 2 ? byte_at(at + 1) : u32_at_offset(at + 1);
-            if (digits > limits_.max_bignum_bytes) {
-                return fail(etf_errc::bignum_too_large, at);
-            }
-            if (left - header < 1 + digits) {
-                return fail(etf_errc::truncated, size());
-            }
-            const std::uint8_t sign = byte_at(at + header);
-            if (sign > 1) {
-                return fail(etf_errc::invalid_field, at);
-            }
-            const auto value = small_big_value(std::span(data_ + at + header + 1, digits), sign);
+            const auto value = small_big_value(big->digits, big->sign);
             if (!value) {
                 return fail(etf_errc::integer_out_of_range, at);
             }
-            seek(at + header + 1 + digits);
+            seek(after);
             return *value;
         }
         default:
             return std::unexpected(mismatch(at));
     }
+}
+
+decode_result<etf_reader::bignum_view> etf_reader::bignum_at(std::size_t& pos) const {
+    const std::size_t at = pos;
+    const std::size_t left = size() - at;
+    const std::size_t header = byte_at(at) == etf::SMALL_BIG_EXT ? 2 : 5;
+    if (left < header) {
+        return fail(etf_errc::truncated, size());
+    }
+    const std::size_t digits = header == 2 ? byte_at(at + 1) : u32_at_offset(at + 1);
+    if (digits > limits_.max_bignum_bytes) {
+        return fail(etf_errc::bignum_too_large, at);
+    }
+    if (left - header < 1 + digits) {
+        return fail(etf_errc::truncated, size());
+    }
+    const std::uint8_t sign = byte_at(at + header);
+    if (sign > 1) {
+        return fail(etf_errc::invalid_field, at);
+    }
+    pos = at + header + 1 + digits;
+    return bignum_view{sign, std::span(data_ + at + header + 1, digits)};
 }
 
 decode_result<double> etf_reader::double_at(std::size_t& pos) const {
@@ -630,24 +640,11 @@ decode_result<void> etf_reader::skip_at(std::size_t& pos, std::size_t count, std
                 break;
             }
             case etf::SMALL_BIG_EXT:
-            case etf::LARGE_BIG_EXT: {
-                const std::size_t header = tag == etf::SMALL_BIG_EXT ? 2 : 5;
-                if (left < header) {
-                    return fail(etf_errc::truncated, size());
+            case etf::LARGE_BIG_EXT:
+                if (auto big = bignum_at(pos); !big) {
+                    return std::unexpected(big.error());
                 }
-                const std::size_t digits = header == 2 ? byte_at(at + 1) : u32_at_offset(at + 1);
-                if (digits > limits_.max_bignum_bytes) {
-                    return fail(etf_errc::bignum_too_large, at);
-                }
-                if (left - header < 1 + digits) {
-                    return fail(etf_errc::truncated, size());
-                }
-                if (byte_at(at + header) > 1) {
-                    return fail(etf_errc::invalid_field, at);
-                }
-                pos = at + header + 1 + digits;
                 break;
-            }
             case etf::NEW_FLOAT_EXT:
             case etf::FLOAT_EXT:
                 if (auto value = double_at(pos); !value) {

@@ -383,6 +383,12 @@ class etf_reader {
     [[nodiscard]] decode_result<std::uint8_t> tag_at(std::size_t& pos, std::uint8_t first,
                                                      std::uint8_t second, std::uint8_t third) const;
     [[nodiscard]] decode_result<double> double_at(std::size_t& pos) const;
+    // A SMALL_BIG_EXT / LARGE_BIG_EXT: its sign (0 or 1) and little-endian digits, checked.
+    struct bignum_view {
+        std::uint8_t sign;
+        std::span<const std::byte> digits;
+    };
+    [[nodiscard]] decode_result<bignum_view> bignum_at(std::size_t& pos) const;
     [[nodiscard]] decode_result<bits_view> bitstring_at(std::size_t& pos) const;
     [[nodiscard]] decode_result<std::string_view> atom_text_at(std::size_t& pos, bool as_field);
     [[nodiscard]] decode_result<atom> atom_at(std::size_t& pos, atom_table& atoms, bool as_field);
