@@ -57,6 +57,10 @@ void process::send(const pid& to, term message) {
         node_->deliver(number_of(to), std::move(message));  // node::send's local case, inline
         return;
     }
+    if (!node_->is_local(to) && node_->router_ != nullptr) {
+        node_->router_->send(self_, to, std::move(message));
+        return;
+    }
     node_->send(to, std::move(message));
 }
 
@@ -68,13 +72,21 @@ void process::send(atom name, atom node_name, term message) {
     if (node_name == node_->name()) {
         node_->send(name, std::move(message));
     } else if (node_->router_ != nullptr) {
-        node_->router_->send_named(name, node_name, std::move(message));
+        node_->router_->send_named(self_, name, node_name, std::move(message));
     } else {
         ++node_->stats_.dropped_no_process;
     }
 }
 
 void process::send(const reference& alias, term message) {
+    if (alias.node != node_->name()) {
+        if (node_->router_ != nullptr) {
+            node_->router_->send_alias(self_, alias, std::move(message));
+        } else {
+            ++node_->stats_.dropped_no_process;
+        }
+        return;
+    }
     const auto owner = node_->aliases_.find(reference_key(alias));
     if (alias.node != node_->name() || owner == node_->aliases_.end()) {
         ++node_->stats_.dropped_no_process;
@@ -179,7 +191,7 @@ reference process::monitor(const pid& target) {
     }
     if (node_->router_ != nullptr && node_->router_->reachable(target.node)) {
         monitors_held_.push_back({ref, target, std::nullopt});
-        node_->router_->monitor(self_, target, ref);
+        node_->router_->monitor(self_, target, std::nullopt, ref);
     } else {
         node_->send_down(self_, ref, target, node_->noconnection_);
     }
@@ -199,17 +211,33 @@ reference process::monitor(atom name) {
     return ref;
 }
 
+reference process::monitor(atom name, atom node_name) {
+    if (node_name == node_->name()) {
+        return monitor(name);
+    }
+    reference ref = node_->new_ref();
+    if (node_->router_ != nullptr && node_->router_->reachable(node_name)) {
+        const pid somewhere{node_name, 0, 0, 0};  // the process behind the name is not known here
+        monitors_held_.push_back({ref, somewhere, name});
+        node_->router_->monitor(self_, somewhere, name, ref);
+    } else {
+        node_->send_down(self_, ref, dist::tuple{name, node_name}, node_->noconnection_);
+    }
+    return ref;
+}
+
 bool process::demonitor(const reference& ref, bool flush) {
     bool active = false;
     const auto held = std::ranges::find(monitors_held_, ref, &held_monitor::ref);
     if (held != monitors_held_.end()) {
         active = true;
         const pid target = held->target;
+        const auto name = held->name;
         monitors_held_.erase(held);
         if (process* watched = node_->find_local(target)) {
             std::erase_if(watched->watchers_, [&](const watcher& w) { return w.ref == ref; });
         } else if (!node_->is_local(target) && node_->router_ != nullptr) {
-            node_->router_->demonitor(self_, target, ref);
+            node_->router_->demonitor(self_, target, name, ref);
         }
     }
     if (flush) {
@@ -388,7 +416,7 @@ void node::send(const pid& to, term message) {
         }
         deliver(number_of(to), std::move(message));
     } else if (router_ != nullptr) {
-        router_->send(to, std::move(message));
+        router_->send(std::nullopt, to, std::move(message));
     } else {
         ++stats_.dropped_no_process;
     }
@@ -409,6 +437,15 @@ void node::deliver_from_remote(const pid& to, term message) {
 
 void node::deliver_named_from_remote(atom name, term message) {
     send(name, std::move(message));
+}
+
+void node::deliver_alias_from_remote(const reference& alias, term message) {
+    const auto owner = aliases_.find(reference_key(alias));
+    if (alias.node != name_ || alias.creation != config_.creation || owner == aliases_.end()) {
+        ++stats_.dropped_no_process;
+        return;
+    }
+    deliver(owner->second, std::move(message));
 }
 
 void node::deliver(std::uint64_t to, term message) {
@@ -648,7 +685,13 @@ void node::send_down(const pid& owner, const reference& ref, term target, term r
         // A remote owner's monitor of a local process ended.
         const auto* down = message.get_if<dist::tuple>();
         if (const auto* from = down->elements[3].get_if<pid>()) {
-            router_->down(*from, owner, ref, down->elements[4]);
+            router_->down(*from, std::nullopt, owner, ref, down->elements[4]);
+        } else if (const auto* named = down->elements[3].get_if<dist::tuple>()) {
+            // {Name, Node}: the owner monitored a registered name.
+            if (const auto* name = named->elements[0].get_if<atom>()) {
+                router_->down(pid{name_, 0, 0, config_.creation}, *name, owner, ref,
+                              down->elements[4]);
+            }
         }
     }
 }
@@ -687,7 +730,7 @@ void node::terminate(process& p, term reason) {
         if (process* watched = find_local(held.target)) {
             std::erase_if(watched->watchers_, [&](const auto& w) { return w.ref == held.ref; });
         } else if (!is_local(held.target) && router_ != nullptr) {
-            router_->demonitor(p.self(), held.target, held.ref);
+            router_->demonitor(p.self(), held.target, held.name, held.ref);
         }
     }
     // Monitors on it fire.
@@ -754,7 +797,7 @@ void node::monitor_from_remote(const pid& from, const pid& to, const reference& 
     process* target = find_local(to);
     if (target == nullptr) {
         if (router_ != nullptr) {
-            router_->down(to, from, ref, noproc_);
+            router_->down(to, std::nullopt, from, ref, noproc_);
         }
         return;
     }
@@ -764,6 +807,23 @@ void node::monitor_from_remote(const pid& from, const pid& to, const reference& 
 void node::demonitor_from_remote(const pid&, const pid& to, const reference& ref) {
     if (process* target = find_local(to)) {
         std::erase_if(target->watchers_, [&](const auto& w) { return w.ref == ref; });
+    }
+}
+
+void node::monitor_name_from_remote(const pid& from, atom name, const reference& ref) {
+    const auto target = whereis(name);
+    if (!target) {
+        if (router_ != nullptr) {
+            router_->down(pid{name_, 0, 0, config_.creation}, name, from, ref, noproc_);
+        }
+        return;
+    }
+    find_local(*target)->watchers_.push_back({ref, from, name});
+}
+
+void node::demonitor_name_from_remote(const pid& from, atom name, const reference& ref) {
+    if (const auto target = whereis(name)) {
+        demonitor_from_remote(from, *target, ref);
     }
 }
 
@@ -829,6 +889,10 @@ std::size_t node::fire_due_timers() {
         timers_.erase(found);
         ++fired;
         ++stats_.timers_fired;
+        if (action.callback) {
+            action.callback();
+            continue;
+        }
         if (action.to) {
             std::erase_if(timer_by_ref_, [id](const auto& entry) { return entry.second == id; });
             send(*action.to, std::move(*action.message));
@@ -856,7 +920,7 @@ std::size_t node::fire_due_timers() {
 
 // -- the loop -----------------------------------------------------------------------------------
 
-void node::watch_fd(int fd, std::function<void()> on_readable) {
+void node::watch_fd(int fd, std::function<void()> on_ready) {
     if (epoll_fd_ < 0) {
         epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     }
@@ -864,7 +928,17 @@ void node::watch_fd(int fd, std::function<void()> on_readable) {
     interest.events = EPOLLIN;
     interest.data.fd = fd;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &interest);
-    watched_[fd] = std::move(on_readable);
+    watched_[fd] = std::move(on_ready);
+}
+
+void node::watch_writable(int fd, bool on) {
+    if (epoll_fd_ < 0 || !watched_.contains(fd)) {
+        return;
+    }
+    epoll_event interest{};
+    interest.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    interest.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &interest);
 }
 
 void node::unwatch_fd(int fd) {
@@ -872,6 +946,28 @@ void node::unwatch_fd(int fd) {
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     }
     watched_.erase(fd);
+}
+
+void node::poll_fds(int timeout_ms) {
+    epoll_event ready[16];
+    const int n = ::epoll_wait(epoll_fd_, ready, 16, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+        // A callback may unwatch (and close) other fds of this batch: look each one up again.
+        if (auto found = watched_.find(ready[i].data.fd); found != watched_.end()) {
+            auto callback = found->second;
+            callback();
+        }
+    }
+}
+
+std::uint64_t node::call_after(clock::duration delay, std::function<void()> callback) {
+    timer_action action;
+    action.callback = std::move(callback);
+    return start_timer(delay, std::move(action));
+}
+
+bool node::cancel_callback(std::uint64_t id) {
+    return cancel_timer_id(id);
 }
 
 void node::idle_wait() {
@@ -890,14 +986,7 @@ void node::idle_wait() {
             }
             return;
         }
-        epoll_event ready[16];
-        const int n = ::epoll_wait(epoll_fd_, ready, 16, timeout_ms);
-        for (int i = 0; i < n; ++i) {
-            if (auto found = watched_.find(ready[i].data.fd); found != watched_.end()) {
-                auto callback = found->second;
-                callback();
-            }
-        }
+        poll_fds(timeout_ms);
     };
     const auto wait = until_timer();
     switch (config_.idle.mode) {
@@ -942,14 +1031,7 @@ void node::run() {
         if (work == 0) {
             idle_wait();
         } else if (epoll_fd_ >= 0) {
-            epoll_event ready[16];
-            const int n = ::epoll_wait(epoll_fd_, ready, 16, 0);
-            for (int i = 0; i < n; ++i) {
-                if (auto found = watched_.find(ready[i].data.fd); found != watched_.end()) {
-                    auto callback = found->second;
-                    callback();
-                }
-            }
+            poll_fds(0);
         }
     }
     graveyard_.clear();

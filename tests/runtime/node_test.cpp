@@ -538,15 +538,17 @@ TEST_F(NodeTest, shouldFireNoconnectionAtOnceWhenNoRouteToTheOtherNodeExists) {
 // A router that accepts everything and records nothing: the other node looks reachable.
 class accepting_router final : public remote_router {
   public:
-    void send(const pid&, term) override {}
-    void send_named(atom, atom, term) override {}
+    void send(const std::optional<pid>&, const pid&, term) override {}
+    void send_named(const pid&, atom, atom, term) override {}
+    void send_alias(const pid&, const reference&, term) override {}
     bool reachable(atom) override { return true; }
     void link(const pid&, const pid&) override {}
     void unlink(const pid&, const pid&) override {}
-    void monitor(const pid&, const pid&, const reference&) override {}
-    void demonitor(const pid&, const pid&, const reference&) override {}
+    void monitor(const pid&, const pid&, const std::optional<atom>&, const reference&) override {}
+    void demonitor(const pid&, const pid&, const std::optional<atom>&, const reference&) override {}
     void exit(const pid&, const pid&, term, bool) override {}
-    void down(const pid&, const pid&, const reference&, term) override {}
+    void down(const pid&, const std::optional<atom>&, const pid&, const reference&, term) override {
+    }
 };
 
 TEST_F(NodeTest, shouldDeliverNoconnectionToLinksAndMonitorsWhenTheNodeGoesDown) {

@@ -97,23 +97,33 @@ struct node_stats {
 
 /// Sends and signals to processes of other nodes go through a router (the distribution layer).
 /// Without one, a remote process is unreachable: links and monitors to it fire `noconnection`
-/// at once and sends are dropped.
+/// at once and sends are dropped. Every call comes from the node's thread.
 class remote_router {
   public:
     virtual ~remote_router() = default;
-    virtual void send(const pid& to, term message) = 0;
-    virtual void send_named(atom name, atom node_name, term message) = 0;
+    /// `to ! message`; `from` is the sending process when there is one (SEND_SENDER).
+    virtual void send(const std::optional<pid>& from, const pid& to, term message) = 0;
+    /// `{name, node_name} ! message`.
+    virtual void send_named(const pid& from, atom name, atom node_name, term message) = 0;
+    /// `alias ! message` for an alias of another node (ALIAS_SEND).
+    virtual void send_alias(const pid& from, const reference& alias, term message) = 0;
     /// Whether `node_name` is (or can be) connected. False makes link/monitor fire
     /// `noconnection` at once.
     [[nodiscard]] virtual bool reachable(atom node_name) = 0;
     virtual void link(const pid& from, const pid& to) = 0;
     virtual void unlink(const pid& from, const pid& to) = 0;
-    virtual void monitor(const pid& from, const pid& to, const reference& ref) = 0;
-    virtual void demonitor(const pid& from, const pid& to, const reference& ref) = 0;
+    /// A monitor of `to`: a pid, or a process registered as `*name` on node `to.node` (then
+    /// `to` holds only the node).
+    virtual void monitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                         const reference& ref) = 0;
+    virtual void demonitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                           const reference& ref) = 0;
     /// An exit signal: from a link when `is_link` (EXIT), else exit/2 (EXIT2).
     virtual void exit(const pid& from, const pid& to, term reason, bool is_link) = 0;
-    /// A monitored local process ended: 'DOWN' for a remote owner (MONITOR_P_EXIT).
-    virtual void down(const pid& from, const pid& to, const reference& ref, term reason) = 0;
+    /// A monitored local process ended: 'DOWN' for a remote owner (MONITOR_P_EXIT). `name` is
+    /// set when the owner monitored the name.
+    virtual void down(const pid& from, const std::optional<atom>& name, const pid& to,
+                      const reference& ref, term reason) = 0;
 };
 
 /// A process: what actor code sees of itself. Obtained only inside behaviors and handlers.
@@ -165,6 +175,8 @@ class process {
     [[nodiscard]] reference monitor(const pid& target);
     /// Monitors the process registered as `name` ('DOWN' carries {Name, Node}).
     [[nodiscard]] reference monitor(atom name);
+    /// erlang:monitor(process, {Name, Node}); on this node the same as monitor(name).
+    [[nodiscard]] reference monitor(atom name, atom node_name);
     /// Removes a monitor; with `flush`, also a 'DOWN' of it already in the mailbox. False if
     /// the monitor was not active (it had fired or was never this process's).
     bool demonitor(const reference& ref, bool flush = false);
@@ -244,6 +256,9 @@ class node {
     /// The node's name as an atom, its creation, its atom table.
     [[nodiscard]] atom name() const noexcept { return name_; }
     [[nodiscard]] std::uint32_t creation() const noexcept { return config_.creation; }
+    /// Sets the creation (distribution takes it from EPMD when it starts). Pids and refs made
+    /// before belong to the earlier incarnation: sends to them are dropped.
+    void set_creation(std::uint32_t creation) noexcept { config_.creation = creation; }
     [[nodiscard]] dist::atom_table& atoms() noexcept { return atoms_; }
     /// An atom of this node's table (for literals in code).
     [[nodiscard]] atom a(std::string_view text) { return atoms_(text); }
@@ -281,10 +296,17 @@ class node {
     void run();
     /// Makes run() return after the current step (callable from handlers).
     void stop() noexcept { stopping_ = true; }
-    /// Calls `on_readable` from the loop whenever `fd` is readable (a transport channel's
-    /// native_handle). One callback per fd.
-    void watch_fd(int fd, std::function<void()> on_readable);
+    /// Calls `on_ready` from the loop whenever `fd` is readable, or has an error or hang-up (a
+    /// transport channel's native_handle, a socket). One callback per fd.
+    void watch_fd(int fd, std::function<void()> on_ready);
+    /// Also calls it when `fd` is writable, while `on` (a socket with bytes queued).
+    void watch_writable(int fd, bool on);
     void unwatch_fd(int fd);
+    /// Calls `callback` from the loop after `delay` (the distribution layer's ticks and
+    /// set-up deadlines). Returns an id for cancel_callback.
+    std::uint64_t call_after(clock::duration delay, std::function<void()> callback);
+    /// False if the callback had run or was cancelled.
+    bool cancel_callback(std::uint64_t id);
 
     // -- other nodes -----------------------------------------------------------------------------
 
@@ -293,12 +315,17 @@ class node {
     /// A message or signal from another node, for a local process (called by the router).
     void deliver_from_remote(const pid& to, term message);
     void deliver_named_from_remote(atom name, term message);
+    void deliver_alias_from_remote(const reference& alias, term message);
     void exit_from_remote(const pid& from, const pid& to, term reason, bool is_link);
     void down_from_remote(const pid& from, const pid& to, const reference& ref, term reason);
     void link_from_remote(const pid& from, const pid& to);
     void unlink_from_remote(const pid& from, const pid& to);
     void monitor_from_remote(const pid& from, const pid& to, const reference& ref);
+    /// MONITOR_P of a registered name: 'DOWN' with `noproc` at once if nothing has the name.
+    void monitor_name_from_remote(const pid& from, atom name, const reference& ref);
     void demonitor_from_remote(const pid& from, const pid& to, const reference& ref);
+    /// DEMONITOR_P of a monitor taken by name.
+    void demonitor_name_from_remote(const pid& from, atom name, const reference& ref);
     /// The connection to `node_name` is gone: every link to its processes delivers
     /// `noconnection`, every monitor 'DOWN' with `noconnection`.
     void node_down(atom node_name);
@@ -323,7 +350,8 @@ class node {
         std::uint64_t process = 0;  // receive timeout of this process, or
         std::optional<pid> to;      // send_after destination
         std::optional<term> message;
-        std::uint32_t ref_word = 0;  // the timer's reference (send_after)
+        std::uint32_t ref_word = 0;      // the timer's reference (send_after)
+        std::function<void()> callback;  // call_after
     };
 
     [[nodiscard]] process* find(std::uint64_t id) const;
@@ -374,6 +402,7 @@ class node {
     bool stopping_ = false;
     int epoll_fd_ = -1;
     std::unordered_map<int, std::function<void()>> watched_;
+    void poll_fds(int timeout_ms);
 
     // Atoms used in signals.
     atom normal_, kill_, killed_, noproc_, noconnection_, exit_tag_, down_tag_, process_atom_;
