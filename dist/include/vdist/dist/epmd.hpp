@@ -104,13 +104,13 @@ inline constexpr std::size_t epmd_max_names_reply_bytes = 4 * 1024 * 1024;
 
 /// What EPMD knows of one node (the fields of ALIVE2_REQ and PORT2_RESP).
 struct epmd_node_info {
-    std::string name;        ///< the alive part of the node name (before '@')
+    std::string name{};      ///< the alive part of the node name (before '@')
     std::uint16_t port = 0;  ///< where the node listens for distribution connections
     bool hidden = false;     ///< NodeType 72 'H' (anything else reads as normal, like OTP)
     std::uint8_t protocol = EPMD_PROTOCOL_TCP_IPV4;
     std::uint16_t highest_version = epmd_dist_version;
     std::uint16_t lowest_version = epmd_dist_version;
-    std::string extra;  ///< opaque bytes EPMD hands back in PORT2_RESP
+    std::string extra{};  ///< opaque bytes EPMD hands back in PORT2_RESP
 
     friend bool operator==(const epmd_node_info&, const epmd_node_info&) = default;
 };
