@@ -6,7 +6,7 @@ packages=(
     build-essential cmake pkg-config clang-format
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     libboost-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-    libxen-dev zlib1g-dev erlang-nox erlang-dev
+    libxen-dev zlib1g-dev libssl-dev erlang-nox erlang-dev
     qemu-system-x86 busybox-static cpio
 )
 

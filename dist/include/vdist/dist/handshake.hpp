@@ -6,14 +6,15 @@
 /// handshake by net_setuptime).
 ///
 /// ```
-///  A (initiator)                                   B (acceptor)
-///  send_name      'N' Flags:64 Creation:32 Nlen:16 Name  ------>
-///                                                  <------  send_status 's' "ok" | "ok_simultaneous"
-///                                                           | "nok" | "not_allowed" | "alive"
-///  (after "alive": 's' "true" | "false")           ------>
-///                 <------  send_challenge 'N' Flags:64 Challenge:32 Creation:32 Nlen:16 Name
-///  challenge_reply 'r' ChallengeA:32 Digest:16B    ------>  (B checks MD5(Cookie ++ decimal(ChallengeB)))
-///                 <------  challenge_ack 'a' Digest:16B     (A checks MD5(Cookie ++ decimal(ChallengeA)))
+///  A (initiator)                                                  B (acceptor)
+///  send_name 'N' Flags:64 Creation:32 Nlen:16 Name       ------>
+///             <------  send_status 's' "ok" | "ok_simultaneous" | "nok" | "not_allowed" | "alive"
+///  (after "alive": 's' "true" | "false")                 ------>
+///             <------  send_challenge 'N' Flags:64 Challenge:32 Creation:32 Nlen:16 Name
+///  challenge_reply 'r' ChallengeA:32 Digest:16B          ------>
+///                                 (B checks Digest = MD5(Cookie ++ decimal(ChallengeB)))
+///             <------  challenge_ack 'a' Digest:16B
+///  (A checks Digest = MD5(Cookie ++ decimal(ChallengeA)))
 ///  every message: Len:16 | message      (after the handshake: Len:32, see protocol.hpp)
 /// ```
 ///
@@ -21,6 +22,23 @@
 /// exists or is being set up is the node's knowledge. After send_name it stops in
 /// `needs_status` with peer_name() known, and the node answers with set_status(). Likewise an
 /// initiator told "alive" stops in `needs_alive_answer`.
+///
+/// What is accepted, and what is refused (OTP 25.2's `dist_util` unless noted):
+/// - every message is `Len:16 | message`; Len 0 or Len > max_handshake_message_size fails
+///   (malformed_message, message_too_large) as soon as the length is read;
+/// - bytes after the name in send_name and in send_challenge are ignored, as OTP does;
+///   challenge_reply, challenge_ack and statuses must have their exact length;
+/// - a version-5 send_name ('n') fails with unsupported_version and nothing is answered: OTP
+///   25.0-25.2 close the connection the same way (25.3 accepts it again, with the 'c'
+///   complement; vdist does not);
+/// - a send_name with DFLAG_NAME_ME (a peer asking us to name it) is answered "not_allowed"
+///   and fails with invalid_name: vdist hands out no dynamic names;
+/// - the status "named:" (the answer to NAME_ME, which vdist never sends) and any unknown
+///   status fail with malformed_message;
+/// - names are `alive@host`: exactly one '@', both parts non-empty, at most 255 bytes
+///   (max_node_name_size); an invalid name of our own or of the peer we initiate to fails
+///   initiate()/accept() at once (invalid_name, nothing queued);
+/// - any creation is recorded as sent, 0 included (OTP does not check it either).
 
 #include <array>
 #include <cstddef>
@@ -47,9 +65,11 @@ enum class handshake_errc {
     wrong_node,             ///< the challenge came from another node than the one asked for
     missing_flags,          ///< the peer lacks a flag we require ("cannot handle [...]")
     bad_digest,             ///< the peer's digest does not match our cookie (wrong cookie)
-    refused,                ///< the acceptor answered nok / not_allowed (or "false" to alive)
-    name_conflict,          ///< the acceptor answered alive and we gave up (set_alive_answer(false))
-    invalid_state,          ///< an API call out of order (a bug in the caller)
+    refused,                ///< the acceptor answered nok / not_allowed, or we did (set_status)
+    /// "alive" ended with "false": the initiator gave up (set_alive_answer(false)), or, on the
+    /// acceptor, the initiator answered "false"; the existing connection stays either way
+    name_conflict,
+    invalid_state,  ///< an API call out of order (a bug in the caller)
 };
 
 /// The category of handshake_errc ("vdist.handshake").
@@ -75,6 +95,21 @@ enum class handshake_status {
 [[nodiscard]] std::array<std::byte, 16> handshake_digest(std::uint32_t challenge,
                                                          std::string_view cookie);
 
+/// The longest handshake message accepted (after the 2-byte length). The longest valid one
+/// is a send_challenge with a 255-byte name (274 bytes); the rest is room for the bytes after
+/// the name that OTP ignores.
+inline constexpr std::size_t max_handshake_message_size = 1024;
+/// The longest node name accepted (an atom: 255 bytes here, as OTP sends names in Latin-1).
+inline constexpr std::size_t max_node_name_size = 255;
+
+/// Whether `name` is a node name: `alive@host`, exactly one '@', both parts non-empty, at most
+/// max_node_name_size bytes (`dist_util:is_name_ok/2`).
+[[nodiscard]] bool is_node_name(std::string_view name) noexcept;
+
+/// OTP's names of the flags set in `flags`, lowest bit first, as in OTP's "cannot handle"
+/// message: "[UTF8_ATOMS, MAP_TAG]"; unknown bits as "UNKNOWN<hex>".
+[[nodiscard]] std::string flag_names(std::uint64_t flags);
+
 /// What one side brings to a handshake.
 struct handshake_config {
     std::string this_node;       ///< our full name, `alive@host`
@@ -90,10 +125,10 @@ struct handshake_config {
 
 /// The outcome of a successful handshake.
 struct handshake_result {
-    std::string peer_node;          ///< `alive@host`, as the peer spells it
+    std::string peer_node;  ///< `alive@host`, as the peer spells it
     std::uint32_t peer_creation = 0;
-    std::uint64_t peer_flags = 0;   ///< as advertised, DFLAG_MANDATORY_25_DIGEST expanded
-    std::uint64_t flags = 0;        ///< negotiated: ours & the peer's (both expanded)
+    std::uint64_t peer_flags = 0;  ///< as advertised, DFLAG_MANDATORY_25_DIGEST expanded
+    std::uint64_t flags = 0;       ///< negotiated: ours & the peer's (both expanded)
     [[nodiscard]] bool peer_hidden() const noexcept { return (peer_flags & DFLAG_PUBLISHED) == 0; }
 };
 
@@ -102,8 +137,8 @@ enum class handshake_state {
     in_progress,         ///< feed more bytes (and send take_output())
     needs_status,        ///< acceptor: peer_name() is known, call set_status()
     needs_alive_answer,  ///< initiator: the acceptor said alive, call set_alive_answer()
-    done,                ///< result() is valid; bytes after the last message belong to the connection
-    failed,              ///< error() says why; send take_output() (maybe a status), then close
+    done,    ///< result() is valid; bytes after the last message belong to the connection
+    failed,  ///< error() says why; send take_output() (maybe a status), then close
 };
 
 /// One handshake, initiating or accepting.
@@ -114,18 +149,24 @@ class handshake {
     /// A peer connected to us; we wait for its send_name.
     [[nodiscard]] static handshake accept(handshake_config config);
 
-    /// Consumes stream bytes. Returns how many were consumed: it stops after the message
-    /// that finished the handshake (done), or that made it stop (needs_*, failed); the rest
-    /// is for whoever comes next. Bytes fed in any state but in_progress are not consumed.
+    /// Consumes stream bytes, in pieces of any size. Returns how many were consumed: it
+    /// stops after the message that finished the handshake (done), or that made it stop
+    /// (needs_*, failed; after a length over the limit, right after the length); the rest is
+    /// for whoever comes next (after done: the first distribution packets). Bytes fed in any
+    /// state but in_progress are not consumed.
     std::size_t feed(std::span<const std::byte> bytes);
     /// Bytes to send now (each message with its 2-byte length); the buffer is emptied.
     [[nodiscard]] std::vector<std::byte> take_output();
 
     /// Acceptor in needs_status: answer the peer. ok and ok_simultaneous go on (challenge
     /// queued in take_output()); the others queue the status and end in failed (refused for
-    /// nok/not_allowed) — except alive, which waits for the peer's true/false.
+    /// nok/not_allowed) — except alive, which waits for the peer's true/false ("false" ends in
+    /// name_conflict). In any other state: failed with invalid_state (a failed handshake keeps
+    /// its first error), nothing queued.
     void set_status(handshake_status status);
-    /// Initiator in needs_alive_answer: true takes over the old connection, false gives up.
+    /// Initiator in needs_alive_answer: true takes over the old connection ('s' "true"
+    /// queued, the handshake goes on), false gives up ('s' "false" queued, failed with
+    /// name_conflict). In any other state: failed with invalid_state, as set_status().
     void set_alive_answer(bool take_over);
 
     [[nodiscard]] handshake_state state() const noexcept { return state_; }
@@ -135,6 +176,9 @@ class handshake {
     [[nodiscard]] const std::string& peer_name() const noexcept { return peer_name_; }
     /// The peer's advertised flags, once known (expanded).
     [[nodiscard]] std::uint64_t peer_flags() const noexcept { return peer_flags_; }
+    /// The peer's creation, once known (acceptor: from needs_status; initiator: from the
+    /// challenge on).
+    [[nodiscard]] std::uint32_t peer_creation() const noexcept { return peer_creation_; }
     /// Valid in done.
     [[nodiscard]] const handshake_result& result() const noexcept { return result_; }
     /// Valid in failed.
@@ -144,18 +188,42 @@ class handshake {
     [[nodiscard]] const std::string& error_detail() const noexcept { return error_detail_; }
 
   private:
+    /// Which message is awaited next (the state within in_progress).
+    enum class step : std::uint8_t {
+        await_name,         // acceptor: send_name
+        await_status,       // initiator: send_status
+        await_challenge,    // initiator: send_challenge
+        await_alive_reply,  // acceptor, after "alive": 's' "true" | "false"
+        await_reply,        // acceptor: challenge_reply
+        await_ack,          // initiator: challenge_ack
+        finished,           // done, failed or needs_*: nothing awaited from the peer
+    };
+
     handshake(handshake_config config, bool initiating);
 
-    enum class step : std::uint8_t;  // defined in handshake.cpp
+    void on_message(std::span<const std::byte> message);
+    void on_name(std::span<const std::byte> message);
+    void on_status(std::span<const std::byte> message);
+    void on_alive_reply(std::span<const std::byte> message);
+    void on_challenge(std::span<const std::byte> message);
+    void on_reply(std::span<const std::byte> message);
+    void on_ack(std::span<const std::byte> message);
+    void queue(std::span<const std::byte> message);
+    void queue_status(std::string_view text);
+    void queue_challenge();
+    void succeed();
+    void fail(handshake_errc code, std::string detail);
+    [[nodiscard]] std::uint32_t new_challenge();
+
     handshake_config config_;
     bool initiating_;
     handshake_state state_ = handshake_state::in_progress;
-    std::uint8_t step_ = 0;
+    step step_ = step::finished;
     std::string peer_name_;
     std::uint64_t peer_flags_ = 0;
     std::uint32_t peer_creation_ = 0;
     std::uint32_t our_challenge_ = 0;
-    std::vector<std::byte> in_;  // a partial message
+    std::vector<std::byte> in_;  // the message being received, its 2-byte length included
     std::vector<std::byte> out_;
     handshake_result result_;
     std::error_code error_;
