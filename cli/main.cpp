@@ -2,11 +2,13 @@
 //
 //   vdist demo                 two node processes stream over a ring, then the comparison
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
+//   vdist node                 a standalone C++ node on TCP distribution (net_kernel, rex, echo)
 //   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
 
 #include <CLI/CLI.hpp>
 
 #include "demo.hpp"
+#include "node.hpp"
 #include "term.hpp"
 #include "vdist/bench/transport_compare.hpp"
 
@@ -21,6 +23,7 @@ int main(int argc, char** argv) {
 
     vdist::cli::add_demo_commands(app);
     vdist::cli::add_term_commands(app);
+    vdist::cli::add_node_command(app);
 
     CLI11_PARSE(app, argc, argv);
     return 0;

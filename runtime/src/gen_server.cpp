@@ -62,6 +62,8 @@ using dist::tuple;
 void send_to(process& self, const server_ref& server, term message) {
     if (const auto* target = std::get_if<pid>(&server)) {
         self.send(*target, std::move(message));
+    } else if (const auto* remote = std::get_if<remote_name>(&server)) {
+        self.send(remote->name, remote->node, std::move(message));
     } else {
         self.send(std::get<atom>(server), std::move(message));
     }
@@ -71,12 +73,18 @@ void send_to(process& self, const server_ref& server, term message) {
     if (const auto* target = std::get_if<pid>(&server)) {
         return self.monitor(*target);
     }
+    if (const auto* remote = std::get_if<remote_name>(&server)) {
+        return self.monitor(remote->name, remote->node);
+    }
     return self.monitor(std::get<atom>(server));
 }
 
 [[nodiscard]] bool is_self(process& self, const server_ref& server) {
     if (const auto* target = std::get_if<pid>(&server)) {
         return *target == self.self();
+    }
+    if (std::holds_alternative<remote_name>(server)) {
+        return false;  // this process is on this node
     }
     const auto holder = self.host().whereis(std::get<atom>(server));
     return holder && *holder == self.self();
@@ -85,6 +93,9 @@ void send_to(process& self, const server_ref& server, term message) {
 [[nodiscard]] term as_term(const server_ref& server) {
     if (const auto* target = std::get_if<pid>(&server)) {
         return *target;
+    }
+    if (const auto* remote = std::get_if<remote_name>(&server)) {
+        return tuple{remote->name, remote->node};
     }
     return std::get<atom>(server);
 }
@@ -402,7 +413,10 @@ void call(process& self, const server_ref& server, term request, call_timeout ti
     pending->alias = self.alias();
     pending->tag = alias_tag(host, pending->alias);
     const auto* target = std::get_if<pid>(&server);
-    pending->server_node = target != nullptr ? target->node : host.name();
+    const auto* remote = std::get_if<remote_name>(&server);
+    pending->server_node = target != nullptr ? target->node
+                           : remote != nullptr ? remote->node
+                                               : host.name();
     pending->on_reply = std::move(on_reply);
     pending->on_error = std::move(on_error);
     send_to(self, server,
@@ -425,12 +439,12 @@ void cast(process& self, const server_ref& server, term message) {
 void reply(process& self, const from& caller, term value) {
     const reference* alias = alias_of(caller.tag);
     term message = tuple{caller.tag, std::move(value)};
-    if (alias != nullptr && alias->node == self.host().name()) {
+    if (alias != nullptr) {
+        // To the alias (ALIAS_SEND for a caller on another node): a caller that gave up
+        // (timeout) has deactivated it, and the late reply is dropped at its node.
         self.send(*alias, std::move(message));
     } else {
-        // A plain reference tag, or a caller on another node: to its pid (the router carries
-        // no ALIAS_SEND yet, so a late reply to a remote caller is not dropped).
-        self.send(caller.caller, std::move(message));
+        self.send(caller.caller, std::move(message));  // a plain reference tag
     }
 }
 

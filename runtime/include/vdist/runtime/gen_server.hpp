@@ -62,8 +62,14 @@ struct from {
     friend bool operator==(const from&, const from&) = default;
 };
 
-/// Where a call or cast goes: a pid, or a name registered on this node.
-using server_ref = std::variant<pid, atom>;
+/// A name registered on another node: OTP's {Name, Node}.
+struct remote_name {
+    atom name;
+    atom node;
+};
+
+/// Where a call or cast goes: a pid, a name registered on this node, or {Name, Node}.
+using server_ref = std::variant<pid, atom, remote_name>;
 
 /// How long a caller waits for the reply; std::nullopt (gen_server::infinity) waits forever.
 using call_timeout = std::optional<clock::duration>;

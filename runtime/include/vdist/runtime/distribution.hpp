@@ -1,0 +1,181 @@
+#pragma once
+/// \file
+/// Erlang distribution for a node: the connections to other nodes (C++ or BEAM) and the
+/// remote_router that carries the node's remote sends and signals over them.
+///
+/// ```
+///   node ──remote_router──> distribution ──> connection per peer node
+///                              │               ├─ handshake (dist/handshake.hpp, sans-IO)
+///                              │               ├─ packet_writer / packet_reader (dist/control.hpp)
+///                              │               ├─ ticker (net_ticktime) and a set-up deadline
+///                              │               └─ a non-blocking TCP socket in the node's loop
+///                              ├─ listener (accepts), EPMD registration (ALIVE2, creation)
+///                              └─ spawnables: what a SPAWN_REQUEST {Module, Function} may start
+/// ```
+///
+/// Everything runs on the node's thread, from its loop (`node::run`): sockets are watched with
+/// `node::watch_fd`, ticks and deadlines are `node::call_after` callbacks. A connection is set
+/// up on first use, as in Erlang: a send, link or monitor to a process of another node looks
+/// the node up in EPMD (PORT_PLEASE2, a blocking exchange with the EPMD of the peer's host,
+/// bounded by `epmd_timeout`), connects without blocking, and queues what is sent until the
+/// handshake is done; a failed set-up drops the queue and fires `noconnection` for the links
+/// and monitors taken meanwhile. Simultaneous connects are resolved as OTP does (the node with
+/// the greater name keeps the other's attempt: `ok_simultaneous`; the other answers `nok`).
+///
+/// Incoming control messages become the node's `*_from_remote` calls. The peer is untrusted:
+/// a malformed packet, a bad handshake or a peer silent for net_ticktime ends its connection
+/// (logged), never the node or its other connections.
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+#include "vdist/dist/control.hpp"
+#include "vdist/dist/handshake.hpp"
+#include "vdist/runtime/node.hpp"
+
+namespace vdist::runtime {
+
+/// How a node takes part in distribution.
+struct distribution_config {
+    std::string cookie;
+    /// A hidden node (no DFLAG_PUBLISHED): peers list it in nodes(hidden), not nodes().
+    bool hidden = false;
+    /// Where to listen (numeric address); port 0 takes an ephemeral port.
+    std::string listen_address = "0.0.0.0";
+    std::uint16_t listen_port = 0;
+    /// Register with EPMD (ALIVE2) and look peers up in it (PORT_PLEASE2).
+    bool use_epmd = true;
+    /// Start `epmd -daemon` when none answers, as erl does.
+    bool start_epmd = true;
+    /// EPMD's port (ERL_EPMD_PORT, else 4369).
+    std::uint16_t epmd_port = 0;
+    std::chrono::milliseconds epmd_timeout = std::chrono::seconds(5);
+    /// A connection is down after net_ticktime without a byte from the peer (OTP's default).
+    std::chrono::milliseconds net_ticktime = std::chrono::seconds(60);
+    /// A handshake must finish within this (OTP's net_setuptime).
+    std::chrono::milliseconds net_setuptime = std::chrono::seconds(7);
+    /// Where connection events go, one line each (null: standard error).
+    std::function<void(std::string_view)> log;
+    dist::packet_limits limits{};
+};
+
+/// Counters of one connection.
+struct connection_stats {
+    std::uint64_t messages_in = 0;   ///< control messages received
+    std::uint64_t messages_out = 0;  ///< control messages sent
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t ticks_in = 0;
+    std::uint64_t ticks_out = 0;
+};
+
+/// One connection, as `connections()` reports it.
+struct connection_info {
+    atom peer;
+    bool up = false;         ///< the handshake is done
+    bool initiated = false;  ///< we connected (rather than accepted)
+    bool peer_hidden = false;
+    std::uint64_t flags = 0;  ///< negotiated (0 until up)
+    connection_stats stats;
+};
+
+/// What a SPAWN_REQUEST for one {Module, Function} starts: given the argument list, the
+/// behavior of the new process, or nullopt to refuse (the requester gets `badarg`).
+using spawnable = std::function<std::optional<behavior>(const dist::list& arguments)>;
+
+/// Distribution for one node.
+class distribution final : public remote_router {
+  public:
+    /// Starts distribution on `host` (whose name must be `alive@host`): listens, starts and
+    /// registers with EPMD (the node takes the creation EPMD gives), and becomes the node's
+    /// router. The object must outlive the node's loop; destroying it disconnects every peer
+    /// and unregisters.
+    [[nodiscard]] static std::expected<std::unique_ptr<distribution>, std::error_code> start(
+        node& host, distribution_config config);
+
+    distribution(const distribution&) = delete;
+    distribution& operator=(const distribution&) = delete;
+    ~distribution() override;
+
+    /// The port this node listens on.
+    [[nodiscard]] std::uint16_t listen_port() const noexcept { return listen_port_; }
+    /// The creation this node runs with.
+    [[nodiscard]] std::uint32_t creation() const noexcept { return host_->creation(); }
+
+    /// net_kernel:connect_node/1 without waiting: starts setting up a connection if there is
+    /// none. False if it cannot even start (unknown in EPMD, unreachable).
+    bool connect(atom peer);
+    /// Ends the connection to `peer` (disconnect_node/1); its links and monitors fire
+    /// `noconnection`. False if there was none.
+    bool disconnect(atom peer);
+    /// Nodes with a connection that is up; `hidden` selects hidden or visible ones.
+    [[nodiscard]] std::vector<atom> nodes(bool hidden) const;
+    /// Every connection, up or being set up.
+    [[nodiscard]] std::vector<connection_info> connections() const;
+
+    /// What a remote spawn (SPAWN_REQUEST, e.g. erlang:spawn(Node, M, F, A), erpc) of
+    /// `module:function` starts. Unregistered ones are refused with `badarg`.
+    void register_spawnable(std::string_view module, std::string_view function,
+                            spawnable make);
+
+    // -- remote_router -------------------------------------------------------------------------
+    void send(const std::optional<pid>& from, const pid& to, term message) override;
+    void send_named(const pid& from, atom name, atom node_name, term message) override;
+    void send_alias(const pid& from, const reference& alias, term message) override;
+    [[nodiscard]] bool reachable(atom node_name) override;
+    void link(const pid& from, const pid& to) override;
+    void unlink(const pid& from, const pid& to) override;
+    void monitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                 const reference& ref) override;
+    void demonitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                   const reference& ref) override;
+    void exit(const pid& from, const pid& to, term reason, bool is_link) override;
+    void down(const pid& from, const std::optional<atom>& name, const pid& to,
+              const reference& ref, term reason) override;
+
+  private:
+    struct connection;
+    struct state;
+    distribution(node& host, distribution_config config);
+
+    void log(const std::string& line) const;
+    [[nodiscard]] dist::handshake_config handshake_config();
+    [[nodiscard]] connection* find_connection(atom peer) const;
+    /// The connection to `peer`, set up now if there is none; null if that cannot start.
+    connection* ensure_connection(atom peer);
+    connection& add_connection(int fd, atom peer, bool initiated);
+    void accept_ready();
+    void socket_ready(int fd);
+    void read_ready(connection& c);
+    bool handle_handshake_bytes(connection& c, std::span<const std::byte> bytes);
+    [[nodiscard]] dist::handshake_status decide_status(connection& c);
+    void connection_up(connection& c);
+    void start_ticking(int fd);
+    bool handle_packets(connection& c);
+    void queue_bytes(connection& c, std::vector<std::byte> bytes);
+    bool flush(connection& c);
+    void flush_batch();
+    void set_writable(connection& c, bool on);
+    void close_connection(connection& c, const std::string& why, bool notify);
+    void enqueue(connection& c, dist::control_message message);
+    void write_message(connection& c, const dist::control_message& message);
+    void route(atom peer, dist::control_message message);
+    void dispatch(connection& c, dist::control_message message);
+    void spawn_request(connection& c, dist::spawn_request_message request);
+
+    node* host_;
+    distribution_config config_;
+    std::uint16_t listen_port_ = 0;
+    std::unique_ptr<state> state_;
+};
+
+}  // namespace vdist::runtime

@@ -1,0 +1,822 @@
+#include "vdist/runtime/distribution.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <utility>
+
+#include "vdist/dist/epmd.hpp"
+#include "vdist/dist/handshake.hpp"
+
+namespace vdist::runtime {
+namespace {
+
+using dist::control_message;
+
+// The alive part and the host part of `alive@host`.
+[[nodiscard]] std::optional<std::pair<std::string, std::string>> split_node_name(
+    std::string_view name) {
+    const auto at = name.find('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == name.size()) {
+        return std::nullopt;
+    }
+    return std::pair{std::string(name.substr(0, at)), std::string(name.substr(at + 1))};
+}
+
+void set_nodelay(int fd) {
+    int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+[[nodiscard]] std::string errno_text(int error) {
+    return std::error_code(error, std::generic_category()).message();
+}
+
+}  // namespace
+
+// One connection to a peer node: a socket, and the protocol state on it.
+struct distribution::connection {
+    int fd = -1;
+    atom peer;  // the node asked for (initiator), or the name in send_name (acceptor)
+    bool initiated = false;
+    bool tcp_connecting = false;  // a non-blocking connect() in flight
+    std::optional<dist::handshake> handshake;
+    bool up = false;
+    std::uint64_t flags = 0;
+    bool peer_hidden = false;
+    std::optional<dist::packet_reader> reader;
+    std::optional<dist::packet_writer> writer;
+    std::deque<control_message> pending;  // sent before the handshake finished
+    std::vector<std::byte> out;           // encoded, not yet taken by the kernel
+    std::size_t out_sent = 0;
+    bool want_writable = false;
+    dist::ticker ticker;
+    std::uint64_t tick_timer = 0;
+    std::uint64_t setup_timer = 0;
+    std::uint64_t next_unlink_id = 1;
+    connection_stats stats;
+};
+
+struct distribution::state {
+    int listen_fd = -1;
+    std::optional<dist::epmd_registration> registration;
+    std::unordered_map<int, std::unique_ptr<connection>> by_fd;
+    std::unordered_map<std::string, connection*> by_node;  // the one connection per peer
+    std::unordered_map<std::string, spawnable> spawnables;  // "module:function"
+    std::vector<int> to_flush;  // fds of connections with bytes encoded since the last flush
+    bool flush_scheduled = false;
+    std::mt19937 random{std::random_device{}()};
+    atom empty, badarg, link, monitor;
+};
+
+// -- setting up ---------------------------------------------------------------------------------
+
+distribution::distribution(node& host, distribution_config config)
+    : host_(&host), config_(std::move(config)), state_(std::make_unique<state>()) {
+    if (config_.epmd_port == 0) {
+        config_.epmd_port = dist::epmd_port_from_environment();
+    }
+    if (!config_.log) {
+        config_.log = [](std::string_view line) {
+            std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+        };
+    }
+    state_->empty = host.a("");
+    state_->badarg = host.a("badarg");
+    state_->link = host.a("link");
+    state_->monitor = host.a("monitor");
+}
+
+std::expected<std::unique_ptr<distribution>, std::error_code> distribution::start(
+    node& host, distribution_config config) {
+    const auto parts = split_node_name(host.name().text());
+    if (!parts) {
+        return std::unexpected(std::make_error_code(std::errc::invalid_argument));
+    }
+    std::unique_ptr<distribution> self(new distribution(host, std::move(config)));
+    auto& s = *self->state_;
+
+    s.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s.listen_fd < 0) {
+        return std::unexpected(std::error_code(errno, std::generic_category()));
+    }
+    int on = 1;
+    ::setsockopt(s.listen_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(self->config_.listen_port);
+    if (::inet_pton(AF_INET, self->config_.listen_address.c_str(), &address.sin_addr) != 1) {
+        return std::unexpected(std::make_error_code(std::errc::invalid_argument));
+    }
+    if (::bind(s.listen_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(s.listen_fd, 128) != 0) {
+        return std::unexpected(std::error_code(errno, std::generic_category()));
+    }
+    socklen_t length = sizeof address;
+    ::getsockname(s.listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
+    self->listen_port_ = ntohs(address.sin_port);
+
+    if (self->config_.use_epmd) {
+        const auto timeout = self->config_.epmd_timeout;
+        if (self->config_.start_epmd) {
+            if (auto started = dist::ensure_epmd(self->config_.epmd_port, timeout); !started) {
+                return std::unexpected(started.error());
+            }
+        }
+        auto registered = dist::epmd_registration::register_node(
+            parts->first, self->listen_port_, self->config_.hidden, timeout,
+            self->config_.epmd_port);
+        if (!registered) {
+            return std::unexpected(registered.error());
+        }
+        host.set_creation(registered->creation());
+        s.registration.emplace(std::move(*registered));
+    } else if (host.creation() == 0) {
+        // OTP avoids creations 0-3 for dynamic ones (net_kernel:wrap_creation/1).
+        host.set_creation(4 + static_cast<std::uint32_t>(s.random() % 0xfffffff0u));
+    }
+
+    host.set_router(self.get());
+    distribution* raw = self.get();
+    host.watch_fd(s.listen_fd, [raw] { raw->accept_ready(); });
+    self->log("distribution: " + std::string(host.name().text()) + " listening on port " +
+              std::to_string(self->listen_port_) + " (creation " +
+              std::to_string(host.creation()) + (self->config_.hidden ? ", hidden)" : ")"));
+    return self;
+}
+
+distribution::~distribution() {
+    auto& s = *state_;
+    std::vector<connection*> all;
+    for (auto& [fd, c] : s.by_fd) {
+        all.push_back(c.get());
+    }
+    for (connection* c : all) {
+        close_connection(*c, "node stopping", false);
+    }
+    if (s.listen_fd >= 0) {
+        host_->unwatch_fd(s.listen_fd);
+        ::close(s.listen_fd);
+    }
+    host_->set_router(nullptr);
+}
+
+void distribution::log(const std::string& line) const {
+    config_.log(line);
+}
+
+dist::handshake_config distribution::handshake_config() {
+    dist::handshake_config hs;
+    hs.this_node = std::string(host_->name().text());
+    hs.creation = host_->creation();
+    hs.cookie = config_.cookie;
+    hs.flags = dist::vdist_flags | (config_.hidden ? 0 : dist::DFLAG_PUBLISHED);
+    hs.random_challenge = [this] { return static_cast<std::uint32_t>(state_->random()); };
+    return hs;
+}
+
+void distribution::register_spawnable(std::string_view module, std::string_view function,
+                                      spawnable make) {
+    state_->spawnables[std::string(module) + ":" + std::string(function)] = std::move(make);
+}
+
+distribution::connection* distribution::find_connection(atom peer) const {
+    const auto found = state_->by_node.find(std::string(peer.text()));
+    return found == state_->by_node.end() ? nullptr : found->second;
+}
+
+distribution::connection* distribution::ensure_connection(atom peer) {
+    if (connection* existing = find_connection(peer)) {
+        return existing;
+    }
+    if (peer == host_->name()) {
+        return nullptr;
+    }
+    const auto parts = split_node_name(peer.text());
+    if (!parts) {
+        return nullptr;
+    }
+    auto found = dist::epmd_port_please(parts->second, parts->first, config_.epmd_timeout,
+                                        config_.epmd_port);
+    if (!found) {
+        log("distribution: cannot reach " + std::string(peer.text()) + ": EPMD on " +
+            parts->second + " says " + found.error().message());
+        return nullptr;
+    }
+    if (found->highest_version < 6) {
+        log("distribution: cannot reach " + std::string(peer.text()) +
+            ": it speaks only handshake version " + std::to_string(found->highest_version));
+        return nullptr;
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* addresses = nullptr;
+    const std::string port = std::to_string(found->port);
+    if (::getaddrinfo(parts->second.c_str(), port.c_str(), &hints, &addresses) != 0 ||
+        addresses == nullptr) {
+        log("distribution: cannot resolve host " + parts->second);
+        return nullptr;
+    }
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    const int rc = fd < 0 ? -1 : ::connect(fd, addresses->ai_addr, addresses->ai_addrlen);
+    const int error = errno;
+    ::freeaddrinfo(addresses);
+    if (fd < 0 || (rc != 0 && error != EINPROGRESS)) {
+        log("distribution: cannot connect to " + std::string(peer.text()) + ": " +
+            errno_text(error));
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        return nullptr;
+    }
+    set_nodelay(fd);
+    connection& c = add_connection(fd, peer, true);
+    c.handshake.emplace(dist::handshake::initiate(handshake_config(), peer.text()));
+    c.tcp_connecting = rc != 0;
+    if (c.tcp_connecting) {
+        set_writable(c, true);
+    } else {
+        queue_bytes(c, c.handshake->take_output());
+        flush(c);
+    }
+    return &c;
+}
+
+distribution::connection& distribution::add_connection(int fd, atom peer, bool initiated) {
+    auto owned = std::make_unique<connection>();
+    connection& c = *owned;
+    c.fd = fd;
+    c.peer = peer;
+    c.initiated = initiated;
+    c.ticker = dist::ticker(config_.net_ticktime);
+    state_->by_fd.emplace(fd, std::move(owned));
+    if (initiated) {
+        state_->by_node[std::string(peer.text())] = &c;
+    }
+    host_->watch_fd(fd, [this, fd] { socket_ready(fd); });
+    c.setup_timer = host_->call_after(config_.net_setuptime, [this, fd] {
+        if (auto found = state_->by_fd.find(fd); found != state_->by_fd.end()) {
+            found->second->setup_timer = 0;
+            if (!found->second->up) {
+                close_connection(*found->second, "handshake not finished within net_setuptime",
+                                 true);
+            }
+        }
+    });
+    return c;
+}
+
+void distribution::accept_ready() {
+    for (;;) {
+        const int fd = ::accept4(state_->listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;  // EAGAIN, or an error that the next readiness will show again
+        }
+        set_nodelay(fd);
+        connection& c = add_connection(fd, atom(), false);
+        c.handshake.emplace(dist::handshake::accept(handshake_config()));
+    }
+}
+
+// -- the socket -----------------------------------------------------------------------------------
+
+void distribution::socket_ready(int fd) {
+    auto found = state_->by_fd.find(fd);
+    if (found == state_->by_fd.end()) {
+        return;
+    }
+    connection& c = *found->second;
+    if (c.tcp_connecting) {
+        int error = 0;
+        socklen_t length = sizeof error;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+        if (error == EINPROGRESS || error == EALREADY) {
+            return;
+        }
+        if (error != 0) {
+            close_connection(c, "connect failed: " + errno_text(error), true);
+            return;
+        }
+        c.tcp_connecting = false;
+        queue_bytes(c, c.handshake->take_output());
+    }
+    if (!flush(c)) {
+        return;  // closed
+    }
+    read_ready(c);
+}
+
+void distribution::read_ready(connection& c) {
+    const int fd = c.fd;
+    // Read until the socket is empty, handling what arrived after each read; a connection
+    // closed while handling (a bad packet) stops the loop.
+    for (int reads = 0; reads < 64; ++reads) {
+        std::span<std::byte> into;
+        std::byte handshake_buffer[4096];
+        if (c.up) {
+            into = c.reader->prepare();
+        } else {
+            into = std::span(handshake_buffer);
+        }
+        const ssize_t n = ::recv(fd, into.data(), into.size(), 0);
+        if (n == 0) {
+            close_connection(c, "connection closed by peer", true);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return;
+            }
+            close_connection(c, "receive failed: " + errno_text(errno), true);
+            return;
+        }
+        const auto received = static_cast<std::size_t>(n);
+        c.stats.bytes_in += received;
+        c.ticker.on_read();
+        if (c.up) {
+            c.reader->commit(received);
+            if (!handle_packets(c)) {
+                return;
+            }
+        } else if (!handle_handshake_bytes(c, std::span(handshake_buffer, received))) {
+            return;
+        }
+    }
+}
+
+// Feeds handshake bytes; false if the connection was closed.
+bool distribution::handle_handshake_bytes(connection& c, std::span<const std::byte> bytes) {
+    while (!bytes.empty() || c.handshake->state() != dist::handshake_state::in_progress) {
+        const std::size_t used = c.handshake->feed(bytes);
+        bytes = bytes.subspan(used);
+        switch (c.handshake->state()) {
+            case dist::handshake_state::in_progress:
+                queue_bytes(c, c.handshake->take_output());
+                return flush(c);
+            case dist::handshake_state::needs_status:
+                c.handshake->set_status(decide_status(c));
+                queue_bytes(c, c.handshake->take_output());
+                if (!flush(c)) {
+                    return false;
+                }
+                continue;
+            case dist::handshake_state::needs_alive_answer:
+                // We asked for this connection, so the acceptor's old one is stale.
+                c.handshake->set_alive_answer(true);
+                queue_bytes(c, c.handshake->take_output());
+                if (!flush(c)) {
+                    return false;
+                }
+                continue;
+            case dist::handshake_state::failed: {
+                queue_bytes(c, c.handshake->take_output());
+                (void)flush(c);
+                const auto& peer = c.handshake->peer_name();
+                close_connection(c,
+                                 "handshake " + std::string(c.initiated ? "to " : "from ") +
+                                     (peer.empty() ? std::string("unknown node") : peer) +
+                                     " refused: " + c.handshake->error_detail(),
+                                 true);
+                return false;
+            }
+            case dist::handshake_state::done:
+                queue_bytes(c, c.handshake->take_output());
+                connection_up(c);
+                if (!flush(c)) {
+                    return false;
+                }
+                if (!bytes.empty()) {
+                    c.reader->feed(bytes);
+                    return handle_packets(c);
+                }
+                return true;
+        }
+    }
+    return true;
+}
+
+// The acceptor's answer to a send_name from c.handshake->peer_name().
+dist::handshake_status distribution::decide_status(connection& c) {
+    const std::string& name = c.handshake->peer_name();
+    if (name == host_->name().text()) {
+        return dist::handshake_status::not_allowed;
+    }
+    c.peer = host_->a(name);
+    connection* other = find_connection(c.peer);
+    if (other == nullptr) {
+        state_->by_node[name] = &c;
+        return dist::handshake_status::ok;
+    }
+    if (other->up) {
+        // The peer restarted (or lost our connection): it will answer "true" and take over;
+        // connection_up() then retires the old one.
+        return dist::handshake_status::alive;
+    }
+    // Both sides are connecting: the greater name keeps the other's attempt.
+    if (host_->name().text() > name) {
+        // Our attempt gives way; what it queued moves to this connection.
+        c.pending = std::move(other->pending);
+        state_->by_node[name] = &c;
+        close_connection(*other, "simultaneous connect: keeping the peer's", false);
+        return dist::handshake_status::ok_simultaneous;
+    }
+    return dist::handshake_status::nok;
+}
+
+void distribution::connection_up(connection& c) {
+    const auto& result = c.handshake->result();
+    c.peer = host_->a(result.peer_node);
+    c.flags = result.flags;
+    c.peer_hidden = result.peer_hidden();
+    c.up = true;
+    c.reader.emplace(c.flags, host_->atoms(), config_.limits);
+    c.writer.emplace(c.flags, host_->atoms());
+    if (c.setup_timer != 0) {
+        host_->cancel_callback(c.setup_timer);
+        c.setup_timer = 0;
+    }
+    const std::string name(c.peer.text());
+    if (auto old = state_->by_node.find(name); old != state_->by_node.end() && old->second != &c) {
+        connection* stale = old->second;
+        old->second = &c;
+        close_connection(*stale, "replaced by a new connection", false);
+        host_->node_down(c.peer);
+    }
+    state_->by_node[name] = &c;
+    log("distribution: connection " + std::string(c.initiated ? "to " : "from ") + name +
+        " up (" + (c.peer_hidden ? "hidden" : "visible") + " peer, creation " +
+        std::to_string(result.peer_creation) + ")");
+    while (!c.pending.empty()) {
+        auto message = std::move(c.pending.front());
+        c.pending.pop_front();
+        write_message(c, message);
+    }
+    start_ticking(c.fd);
+}
+
+void distribution::start_ticking(int fd) {
+    auto found = state_->by_fd.find(fd);
+    if (found == state_->by_fd.end()) {
+        return;
+    }
+    connection& c = *found->second;
+    c.tick_timer = host_->call_after(c.ticker.period(), [this, fd] {
+        auto it = state_->by_fd.find(fd);
+        if (it == state_->by_fd.end()) {
+            return;
+        }
+        connection& conn = *it->second;
+        conn.tick_timer = 0;
+        switch (conn.ticker.poll()) {
+            case dist::ticker::action::timed_out:
+                close_connection(conn, "net_tick_timeout (nothing received for net_ticktime)",
+                                 true);
+                return;
+            case dist::ticker::action::send_tick:
+                dist::packet_writer::write_tick(conn.out);
+                ++conn.stats.ticks_out;
+                if (!flush(conn)) {
+                    return;
+                }
+                break;
+            case dist::ticker::action::none:
+                break;
+        }
+        start_ticking(fd);
+    });
+}
+
+// Handles every complete packet buffered; false if the connection was closed.
+bool distribution::handle_packets(connection& c) {
+    for (;;) {
+        auto next = c.reader->next();
+        c.stats.ticks_in = c.reader->ticks_received();
+        if (!next) {
+            close_connection(c, "bad packet from " + std::string(c.peer.text()) + ": " +
+                                    next.error().detail,
+                             true);
+            return false;
+        }
+        if (!*next) {
+            return true;
+        }
+        ++c.stats.messages_in;
+        const int fd = c.fd;
+        dispatch(c, std::move(**next));
+        if (!state_->by_fd.contains(fd)) {
+            return false;
+        }
+    }
+}
+
+void distribution::queue_bytes(connection& c, std::vector<std::byte> bytes) {
+    if (c.out.empty()) {
+        c.out = std::move(bytes);
+        c.out_sent = 0;
+    } else {
+        c.out.insert(c.out.end(), bytes.begin(), bytes.end());
+    }
+}
+
+// Hands queued bytes to the kernel; false if the connection was closed.
+bool distribution::flush(connection& c) {
+    if (c.tcp_connecting) {
+        return true;
+    }
+    while (c.out_sent < c.out.size()) {
+        const ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
+                                 MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                set_writable(c, true);
+                return true;
+            }
+            close_connection(c, "send failed: " + errno_text(errno), true);
+            return false;
+        }
+        c.out_sent += static_cast<std::size_t>(n);
+        c.stats.bytes_out += static_cast<std::uint64_t>(n);
+        c.ticker.on_write();
+    }
+    c.out.clear();
+    c.out_sent = 0;
+    set_writable(c, false);
+    return true;
+}
+
+void distribution::set_writable(connection& c, bool on) {
+    if (c.want_writable != on) {
+        c.want_writable = on;
+        host_->watch_writable(c.fd, on);
+    }
+}
+
+void distribution::close_connection(connection& c, const std::string& why, bool notify) {
+    const int fd = c.fd;
+    const atom peer = c.peer;
+    const bool was_up = c.up;
+    const bool registered = !peer.text().empty() && find_connection(peer) == &c;
+    if (c.tick_timer != 0) {
+        host_->cancel_callback(c.tick_timer);
+    }
+    if (c.setup_timer != 0) {
+        host_->cancel_callback(c.setup_timer);
+    }
+    host_->unwatch_fd(fd);
+    ::close(fd);
+    if (registered) {
+        state_->by_node.erase(std::string(peer.text()));
+    }
+    state_->by_fd.erase(fd);  // c is gone from here on
+    if (was_up) {
+        log("distribution: connection to " + std::string(peer.text()) + " down: " + why);
+    } else {
+        log("distribution: " + why);
+    }
+    if (notify && registered) {
+        host_->node_down(peer);
+    }
+}
+
+// -- sending --------------------------------------------------------------------------------------
+
+void distribution::enqueue(connection& c, control_message message) {
+    if (!c.up) {
+        c.pending.push_back(std::move(message));
+        return;
+    }
+    write_message(c, message);
+}
+
+void distribution::write_message(connection& c, const control_message& message) {
+    if (std::holds_alternative<dist::alias_send_message>(message) &&
+        (c.flags & dist::DFLAG_ALIAS) == 0) {
+        return;  // the peer has no aliases, so no alias of it can exist
+    }
+    if (auto written = c.writer->write(c.out, message); !written) {
+        log("distribution: message to " + std::string(c.peer.text()) +
+            " not sent: " + written.error().detail);
+        return;
+    }
+    ++c.stats.messages_out;
+    // Sent when the node's current batch of steps is done: many messages, one send().
+    if (std::ranges::find(state_->to_flush, c.fd) == state_->to_flush.end()) {
+        state_->to_flush.push_back(c.fd);
+    }
+    if (!state_->flush_scheduled) {
+        state_->flush_scheduled = true;
+        host_->call_after(clock::duration::zero(), [this] { flush_batch(); });
+    }
+}
+
+void distribution::flush_batch() {
+    state_->flush_scheduled = false;
+    const auto batch = std::move(state_->to_flush);
+    state_->to_flush.clear();
+    for (const int fd : batch) {
+        if (auto found = state_->by_fd.find(fd); found != state_->by_fd.end()) {
+            (void)flush(*found->second);
+        }
+    }
+}
+
+void distribution::route(atom peer, control_message message) {
+    if (connection* c = ensure_connection(peer)) {
+        enqueue(*c, std::move(message));
+    }
+}
+
+void distribution::send(const std::optional<pid>& from, const pid& to, term message) {
+    route(to.node, dist::send_message{from, to, std::move(message)});
+}
+
+void distribution::send_named(const pid& from, atom name, atom node_name, term message) {
+    route(node_name, dist::reg_send_message{from, name, std::move(message)});
+}
+
+void distribution::send_alias(const pid& from, const reference& alias, term message) {
+    route(alias.node, dist::alias_send_message{from, alias, std::move(message)});
+}
+
+bool distribution::reachable(atom node_name) {
+    return ensure_connection(node_name) != nullptr;
+}
+
+void distribution::link(const pid& from, const pid& to) {
+    route(to.node, dist::link_message{from, to});
+}
+
+void distribution::unlink(const pid& from, const pid& to) {
+    if (connection* c = find_connection(to.node)) {
+        enqueue(*c, dist::unlink_message{c->next_unlink_id++, from, to, false});
+    }
+}
+
+void distribution::monitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                           const reference& ref) {
+    dist::monitor_message message{from, to, ref, false};
+    if (name) {
+        message.to = *name;
+    }
+    route(to.node, std::move(message));
+}
+
+void distribution::demonitor(const pid& from, const pid& to, const std::optional<atom>& name,
+                             const reference& ref) {
+    if (connection* c = find_connection(to.node)) {
+        dist::monitor_message message{from, to, ref, true};
+        if (name) {
+            message.to = *name;
+        }
+        enqueue(*c, std::move(message));
+    }
+}
+
+void distribution::exit(const pid& from, const pid& to, term reason, bool is_link) {
+    if (connection* c = is_link ? find_connection(to.node) : ensure_connection(to.node)) {
+        enqueue(*c, dist::exit_message{from, to, std::move(reason), !is_link});
+    }
+}
+
+void distribution::down(const pid& from, const std::optional<atom>& name, const pid& to,
+                        const reference& ref, term reason) {
+    if (connection* c = find_connection(to.node)) {
+        dist::monitor_exit_message message{from, to, ref, std::move(reason)};
+        if (name) {
+            message.from = *name;
+        }
+        enqueue(*c, std::move(message));
+    }
+}
+
+// -- receiving ------------------------------------------------------------------------------------
+
+void distribution::dispatch(connection& c, control_message message) {
+    node& n = *host_;
+    std::visit(
+        [&](auto&& m) {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, dist::link_message>) {
+                n.link_from_remote(m.from, m.to);
+            } else if constexpr (std::is_same_v<T, dist::send_message>) {
+                n.deliver_from_remote(m.to, std::move(m.message));
+            } else if constexpr (std::is_same_v<T, dist::reg_send_message>) {
+                n.deliver_named_from_remote(m.to_name, std::move(m.message));
+            } else if constexpr (std::is_same_v<T, dist::exit_message>) {
+                n.exit_from_remote(m.from, m.to, std::move(m.reason), !m.exit2);
+            } else if constexpr (std::is_same_v<T, dist::unlink_message>) {
+                if (!m.ack) {
+                    n.unlink_from_remote(m.from, m.to);
+                    if (m.id != 0) {
+                        enqueue(c, dist::unlink_message{m.id, m.to, m.from, true});
+                    }
+                }
+            } else if constexpr (std::is_same_v<T, dist::monitor_message>) {
+                if (const auto* target = std::get_if<pid>(&m.to)) {
+                    if (m.demonitor) {
+                        n.demonitor_from_remote(m.from, *target, m.ref);
+                    } else {
+                        n.monitor_from_remote(m.from, *target, m.ref);
+                    }
+                } else {
+                    const atom name = std::get<atom>(m.to);
+                    if (m.demonitor) {
+                        n.demonitor_name_from_remote(m.from, name, m.ref);
+                    } else {
+                        n.monitor_name_from_remote(m.from, name, m.ref);
+                    }
+                }
+            } else if constexpr (std::is_same_v<T, dist::monitor_exit_message>) {
+                const pid from = std::holds_alternative<pid>(m.from) ? std::get<pid>(m.from)
+                                                                      : pid{c.peer, 0, 0, 0};
+                n.down_from_remote(from, m.to, m.ref, std::move(m.reason));
+            } else if constexpr (std::is_same_v<T, dist::group_leader_message>) {
+                // vdist has no group leaders (no I/O servers): nothing to change.
+            } else if constexpr (std::is_same_v<T, dist::spawn_request_message>) {
+                spawn_request(c, std::move(m));
+            } else if constexpr (std::is_same_v<T, dist::spawn_reply_message>) {
+                // vdist sends no SPAWN_REQUEST, so a reply answers nothing of ours.
+            } else if constexpr (std::is_same_v<T, dist::alias_send_message>) {
+                n.deliver_alias_from_remote(m.alias, std::move(m.message));
+            }
+        },
+        std::move(message));
+}
+
+void distribution::spawn_request(connection& c, dist::spawn_request_message request) {
+    const auto found = state_->spawnables.find(std::string(request.module.text()) + ":" +
+                                               std::string(request.function.text()));
+    std::optional<behavior> body;
+    if (found != state_->spawnables.end()) {
+        if (const auto* arguments = request.arguments.get_if<dist::list>()) {
+            body = found->second(*arguments);
+        }
+    }
+    if (!body) {
+        enqueue(c, dist::spawn_reply_message{request.request, request.from, 0, state_->badarg});
+        return;
+    }
+    const pid child = host_->spawn(std::move(*body));
+    std::uint64_t flags = 0;
+    if (const auto* options = request.options.get_if<dist::list>()) {
+        for (const term& option : options->elements) {
+            if (option == term(state_->link)) {
+                flags |= dist::ERTS_DIST_SPAWN_FLAG_LINK;
+            } else if (option == term(state_->monitor)) {
+                flags |= dist::ERTS_DIST_SPAWN_FLAG_MONITOR;
+            }
+        }
+    }
+    // The reply goes first: the requester must know the pid before any signal from it.
+    enqueue(c, dist::spawn_reply_message{request.request, request.from, flags, child});
+    if ((flags & dist::ERTS_DIST_SPAWN_FLAG_LINK) != 0) {
+        host_->link_from_remote(request.from, child);
+    }
+    if ((flags & dist::ERTS_DIST_SPAWN_FLAG_MONITOR) != 0) {
+        host_->monitor_from_remote(request.from, child, request.request);
+    }
+}
+
+// -- queries --------------------------------------------------------------------------------------
+
+bool distribution::connect(atom peer) {
+    return ensure_connection(peer) != nullptr;
+}
+
+bool distribution::disconnect(atom peer) {
+    if (connection* c = find_connection(peer)) {
+        close_connection(*c, "disconnected by this node", true);
+        return true;
+    }
+    return false;
+}
+
+std::vector<atom> distribution::nodes(bool hidden) const {
+    std::vector<atom> result;
+    for (const auto& [name, c] : state_->by_node) {
+        if (c->up && c->peer_hidden == hidden) {
+            result.push_back(c->peer);
+        }
+    }
+    return result;
+}
+
+std::vector<connection_info> distribution::connections() const {
+    std::vector<connection_info> result;
+    for (const auto& [fd, c] : state_->by_fd) {
+        result.push_back({c->peer, c->up, c->initiated, c->peer_hidden, c->flags, c->stats});
+    }
+    return result;
+}
+
+}  // namespace vdist::runtime
