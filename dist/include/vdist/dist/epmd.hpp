@@ -22,11 +22,13 @@
 ///  NAMES_RESP       EPMDPortNo:32 | "name <alive> at port <port>\n"*      (then EPMD closes)
 /// ```
 ///
-/// The codecs are sans-IO: they take the bytes received so far and never read past them;
-/// a reply from the network is untrusted (wrong tag, a length past the end, trailing bytes:
-/// malformed_reply). The functions that talk to EPMD bound every connect, read and write by
-/// their timeout (non-blocking sockets and poll); only the name lookup of a host
-/// (getaddrinfo) is not bounded by it, as getaddrinfo has no timeout.
+/// The codecs are sans-IO: they take the bytes received so far and never read past them. A
+/// reply from the network is untrusted: a wrong tag, trailing bytes, or a length past the end
+/// of what EPMD sent before closing is malformed_reply. The functions that talk to EPMD bound
+/// every connect, read and write by their timeout (non-blocking sockets and poll); only the
+/// name lookup of a host (getaddrinfo) is not bounded by it, as getaddrinfo has no timeout.
+/// Every function may be called from any thread (each request uses its own connection); an
+/// epmd_registration belongs to one owner at a time.
 ///
 /// Versions: OTP 25.2.3 registers HighestVersion 6, LowestVersion 5. vdist speaks only the
 /// version-6 handshake (DFLAG_HANDSHAKE_23), so it registers 6 and 6 (epmd_dist_version).
