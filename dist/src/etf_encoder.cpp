@@ -523,8 +523,11 @@ std::expected<std::vector<std::byte>, etf_errc> encode(const term& t, encode_opt
 
 void etf_writer::grow(std::size_t n) {
     const std::size_t used = static_cast<std::size_t>(cursor_ - out_->data());
-    // At least double (amortised O(1) per byte), and never less than a small message.
-    out_->resize(std::max({used + n, 2 * used, min_growth}));
+    // At least double what this writer wrote (amortised O(1) per byte), and never less than a
+    // small message. Not 2 * used: appending a small message to a buffer of queued packets
+    // would zero as many bytes as the queue holds, every time (the vector's capacity grows
+    // geometrically by itself).
+    out_->resize(used + std::max({n, used - start_, min_growth}));
     cursor_ = out_->data() + used;
     limit_ = out_->data() + out_->size();
 }

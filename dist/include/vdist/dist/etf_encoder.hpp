@@ -76,7 +76,7 @@ class etf_writer {
   public:
     /// Appends to `out` (which keeps its current contents).
     explicit etf_writer(std::vector<std::byte>& out) noexcept
-        : out_(&out), cursor_(out.data() + out.size()), limit_(cursor_) {}
+        : out_(&out), cursor_(out.data() + out.size()), limit_(cursor_), start_(out.size()) {}
     etf_writer(const etf_writer&) = delete;
     etf_writer& operator=(const etf_writer&) = delete;
     /// finish().
@@ -200,8 +200,9 @@ class etf_writer {
         }
         return cursor_;
     }
-    /// Makes room for `n` more bytes: resizes `out` geometrically (what it grows into is
-    /// zeroed by std::vector, so growth stays proportional to what is written).
+    /// Makes room for `n` more bytes: resizes `out` geometrically in what this writer has
+    /// written (what it grows into is zeroed by std::vector, so growth stays proportional to
+    /// what is written, however much `out` held before: packets queued in one buffer).
     void grow(std::size_t n);
     /// Copies `bytes` after the cursor; large ones go through vector::insert (no zeroing).
     void append(std::span<const std::byte> bytes);
@@ -222,6 +223,7 @@ class etf_writer {
     std::vector<std::byte>* out_;
     std::byte* cursor_;  // next byte to write, in out_'s storage
     std::byte* limit_;   // out_->data() + out_->size()
+    std::size_t start_;  // out_->size() when this writer began
 };
 
 }  // namespace vdist::dist
