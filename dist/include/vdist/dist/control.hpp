@@ -50,6 +50,7 @@ enum class packet_errc {
     unexpected_payload,    ///< bytes after a control message that takes none
     bad_fragment,          ///< a continuation for no sequence, or ids out of order
     too_many_fragments,    ///< more open fragmented sequences, or bytes, than the limits allow
+    not_encodable,         ///< (writing) a term ETF cannot carry, or a packet over 4 GiB
 };
 
 /// The category of packet_errc ("vdist.packet").
@@ -140,8 +141,8 @@ struct alias_send_message {
 
 using control_message =
     std::variant<link_message, send_message, reg_send_message, exit_message, unlink_message,
-                 monitor_message, monitor_exit_message, group_leader_message,
-                 spawn_request_message, spawn_reply_message, alias_send_message>;
+                 monitor_message, monitor_exit_message, group_leader_message, spawn_request_message,
+                 spawn_reply_message, alias_send_message>;
 
 /// The typed form of a control term and its message term (absent when the packet had none).
 /// Trace tokens are dropped. Fails with bad_control, missing_payload or unexpected_payload.
@@ -151,14 +152,29 @@ using control_message =
 // -- writing -------------------------------------------------------------------------------------
 
 /// Encodes control messages into packets for one connection.
+///
+/// The tuple follows the negotiated flags: SEND_SENDER {22, From, To} for a send_message with
+/// `from` when DFLAG_SEND_SENDER is set (else SEND {2, '', To}); PAYLOAD_EXIT / PAYLOAD_EXIT2 /
+/// PAYLOAD_MONITOR_P_EXIT with the reason as the message term under DFLAG_EXIT_PAYLOAD (else
+/// the reason inside the tuple); UNLINK_ID / UNLINK_ID_ACK under DFLAG_UNLINK_ID, else the old
+/// UNLINK {4, From, To} for an unlink and *nothing* for an ack (a peer without UNLINK_ID has
+/// no acks: the old protocol removes the link at once). SPAWN_* and ALIAS_SEND are written as
+/// asked; that the peer has DFLAG_SPAWN / DFLAG_ALIAS is the caller's business.
+///
+/// Cost: the tuple goes straight into `out` (etf_writer), the message term with one size pass
+/// and one write, the length after the fact; nothing is allocated but `out`'s growth (and a
+/// bignum's digits for an unlink id above 2^63 - 1).
+///
+/// Threads: one writer per connection, used by its sending thread.
 class packet_writer {
   public:
     /// `flags`: the negotiated flags of the connection. `atoms`: for the atoms of the control
     /// tuples ('' and friends).
     packet_writer(std::uint64_t flags, atom_table& atoms);
 
-    /// Appends one packet (4-byte length included) carrying `message` to `out`. Fails only
-    /// if a term cannot be encoded (not_encodable); `out` is then unchanged.
+    /// Appends one packet (4-byte length included) carrying `message` to `out` (which may
+    /// already hold packets). Fails only if a term cannot be encoded (not_encodable); `out` is
+    /// then unchanged. An unlink ack to a peer without DFLAG_UNLINK_ID appends nothing.
     [[nodiscard]] std::expected<void, packet_error> write(std::vector<std::byte>& out,
                                                           const control_message& message);
     /// A tick: four zero bytes.
@@ -176,24 +192,45 @@ class packet_writer {
 
 /// Caps on what a peer may make us hold.
 struct packet_limits {
-    std::size_t max_packet_bytes = std::size_t{256} << 20;  ///< one packet (or a reassembled message)
-    std::size_t max_open_sequences = 1024;                  ///< fragmented messages in flight
+    std::size_t max_packet_bytes = std::size_t{256}
+                                   << 20;   ///< one packet (or a reassembled message)
+    std::size_t max_open_sequences = 1024;  ///< fragmented messages in flight
     std::size_t max_fragment_bytes = std::size_t{1} << 30;  ///< bytes of all of them together
     decode_limits terms{};
 };
 
 /// Splits the stream of one connection into messages.
+///
+/// Buffers: packets are received into one stream buffer, reused (compacted when its tail is
+/// too short, released when it empties above 1 MiB), and decoded from there with binaries
+/// copied. A packet of own_buffer_threshold bytes or more that is not a fragment gets a
+/// buffer of its own of exactly its length as soon as its first bytes are seen; prepare()
+/// then hands out that buffer's missing part, so the socket is read straight into it, and
+/// binaries of 64 bytes or more in the message share it (the buffer lives as long as one of
+/// them does). Fragments are copied once into their sequence's buffer, which the reassembled
+/// message's binaries share in the same way.
+///
+/// The atom cache (2048 entries) and the open fragment sequences belong to this reader: one
+/// reader per connection and direction. Threads: used by one thread.
 class packet_reader {
   public:
+    /// Packets at least this long (and not fragments) are received into a buffer of their own.
+    static constexpr std::size_t own_buffer_threshold = std::size_t{64} << 10;
+
     packet_reader(std::uint64_t flags, atom_table& atoms, packet_limits limits = {});
+    packet_reader(packet_reader&&) noexcept;
+    packet_reader& operator=(packet_reader&&) noexcept;
+    ~packet_reader();
 
     /// Room to receive into: a span of at least `min_size` writable bytes at the end of the
-    /// buffered stream (read the socket straight into it, then commit()). A large packet gets
-    /// a buffer of its own, which decoded binaries then share (zero copy).
+    /// buffered stream (read the socket straight into it, then commit()). While a large
+    /// packet is being received it is the rest of that packet's own buffer (if at least
+    /// `min_size` bytes), so that what follows the packet is never read into it.
     [[nodiscard]] std::span<std::byte> prepare(std::size_t min_size = 65536);
-    /// `n` bytes were written into the last prepare()d span.
+    /// `n` bytes were written into the last prepare()d span (at most its size).
     void commit(std::size_t n);
-    /// Same as prepare + copy + commit.
+    /// Same as prepare + copy + commit (in steps of at most 64 KiB, so that a large packet
+    /// goes into its own buffer).
     void feed(std::span<const std::byte> bytes);
 
     /// The next message: a control message, nullopt when the buffered bytes hold no complete
@@ -201,17 +238,16 @@ class packet_reader {
     /// reader then stays failed).
     [[nodiscard]] std::expected<std::optional<control_message>, packet_error> next();
 
+    /// Ticks (empty packets) taken from the stream so far.
     [[nodiscard]] std::uint64_t ticks_received() const noexcept { return ticks_; }
+    /// Packets other than ticks taken from the stream so far (each fragment counts).
     [[nodiscard]] std::uint64_t packets_received() const noexcept { return packets_; }
 
   private:
     struct impl;
-    std::uint64_t flags_;
-    atom_table* atoms_;
-    packet_limits limits_;
     std::uint64_t ticks_ = 0;
     std::uint64_t packets_ = 0;
-    std::shared_ptr<impl> impl_;  // buffers, atom cache, open fragment sequences
+    std::unique_ptr<impl> impl_;  // flags, limits, buffers, atom cache, open fragment sequences
 };
 
 // -- ticks ---------------------------------------------------------------------------------------
