@@ -26,6 +26,7 @@ struct node_command_options {
     std::string name;
     std::string cookie;
     bool hidden = false;
+    bool visible = false;
     std::uint16_t port = 0;
     double ticktime = 60;
     std::vector<std::string> ping;
@@ -51,7 +52,7 @@ int run_node(const node_command_options& options) {
     node host(node_config{.name = options.name});
     distribution_config config{
         .cookie = options.cookie,
-        .hidden = options.hidden,
+        .hidden = !options.visible,
         .listen_port = options.port,
         .net_ticktime = std::chrono::milliseconds(static_cast<long>(options.ticktime * 1000)),
         .log = log_line,
@@ -99,7 +100,13 @@ void add_node_command(CLI::App& app) {
         "A standalone C++ node on TCP distribution: net_kernel, rex (rpc) and an echo server");
     command->add_option("--name", options->name, "Node name, alive@host")->required();
     command->add_option("--cookie", options->cookie, "Magic cookie")->required();
-    command->add_flag("--hidden", options->hidden, "Start as a hidden node");
+    command->add_flag("--hidden", options->hidden,
+                      "Start as a hidden node (the default; see --visible)");
+    command
+        ->add_flag("--visible", options->visible,
+                   "Publish the node (nodes() on peers); OTP's global:sync() then waits for "
+                   "it, as vdist does not speak global's protocol")
+        ->excludes("--hidden");
     command->add_option("--port", options->port, "Listen port (default: any)");
     command->add_option("--ticktime", options->ticktime, "net_ticktime in seconds")
         ->check(CLI::Range(1.0, 3600.0));

@@ -37,6 +37,9 @@ void set_nodelay(int fd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
+// Output buffer capacity a connection keeps between bursts.
+constexpr std::size_t retained_output_capacity = std::size_t{4} << 20;
+
 [[nodiscard]] std::string errno_text(int error) {
     return std::error_code(error, std::generic_category()).message();
 }
@@ -70,7 +73,7 @@ struct distribution::state {
     int listen_fd = -1;
     std::optional<dist::epmd_registration> registration;
     std::unordered_map<int, std::unique_ptr<connection>> by_fd;
-    std::unordered_map<std::string, connection*> by_node;  // the one connection per peer
+    std::unordered_map<std::string, connection*> by_node;   // the one connection per peer
     std::unordered_map<std::string, spawnable> spawnables;  // "module:function"
     std::vector<int> to_flush;  // fds of connections with bytes encoded since the last flush
     bool flush_scheduled = false;
@@ -132,9 +135,9 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
                 return std::unexpected(started.error());
             }
         }
-        auto registered = dist::epmd_registration::register_node(
-            parts->first, self->listen_port_, self->config_.hidden, timeout,
-            self->config_.epmd_port);
+        auto registered = dist::epmd_registration::register_node(parts->first, self->listen_port_,
+                                                                 self->config_.hidden, timeout,
+                                                                 self->config_.epmd_port);
         if (!registered) {
             return std::unexpected(registered.error());
         }
@@ -149,8 +152,8 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
     distribution* raw = self.get();
     host.watch_fd(s.listen_fd, [raw] { raw->accept_ready(); });
     self->log("distribution: " + std::string(host.name().text()) + " listening on port " +
-              std::to_string(self->listen_port_) + " (creation " +
-              std::to_string(host.creation()) + (self->config_.hidden ? ", hidden)" : ")"));
+              std::to_string(self->listen_port_) + " (creation " + std::to_string(host.creation()) +
+              (self->config_.hidden ? ", hidden)" : ")"));
     return self;
 }
 
@@ -453,8 +456,8 @@ void distribution::connection_up(connection& c) {
         host_->node_down(c.peer);
     }
     state_->by_node[name] = &c;
-    log("distribution: connection " + std::string(c.initiated ? "to " : "from ") + name +
-        " up (" + (c.peer_hidden ? "hidden" : "visible") + " peer, creation " +
+    log("distribution: connection " + std::string(c.initiated ? "to " : "from ") + name + " up (" +
+        (c.peer_hidden ? "hidden" : "visible") + " peer, creation " +
         std::to_string(result.peer_creation) + ")");
     while (!c.pending.empty()) {
         auto message = std::move(c.pending.front());
@@ -502,9 +505,9 @@ bool distribution::handle_packets(connection& c) {
         auto next = c.reader->next();
         c.stats.ticks_in = c.reader->ticks_received();
         if (!next) {
-            close_connection(c, "bad packet from " + std::string(c.peer.text()) + ": " +
-                                    next.error().detail,
-                             true);
+            close_connection(
+                c, "bad packet from " + std::string(c.peer.text()) + ": " + next.error().detail,
+                true);
             return false;
         }
         if (!*next) {
@@ -534,8 +537,8 @@ bool distribution::flush(connection& c) {
         return true;
     }
     while (c.out_sent < c.out.size()) {
-        const ssize_t n = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent,
-                                 MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 set_writable(c, true);
@@ -550,6 +553,9 @@ bool distribution::flush(connection& c) {
     }
     c.out.clear();
     c.out_sent = 0;
+    if (c.out.capacity() > retained_output_capacity) {
+        c.out.shrink_to_fit();  // a 64 MB message once must not pin 64 MB per connection
+    }
     set_writable(c, false);
     return true;
 }
@@ -738,7 +744,7 @@ void distribution::dispatch(connection& c, control_message message) {
                 }
             } else if constexpr (std::is_same_v<T, dist::monitor_exit_message>) {
                 const pid from = std::holds_alternative<pid>(m.from) ? std::get<pid>(m.from)
-                                                                      : pid{c.peer, 0, 0, 0};
+                                                                     : pid{c.peer, 0, 0, 0};
                 n.down_from_remote(from, m.to, m.ref, std::move(m.reason));
             } else if constexpr (std::is_same_v<T, dist::group_leader_message>) {
                 // vdist has no group leaders (no I/O servers): nothing to change.

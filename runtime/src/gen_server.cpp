@@ -414,7 +414,7 @@ void call(process& self, const server_ref& server, term request, call_timeout ti
     pending->tag = alias_tag(host, pending->alias);
     const auto* target = std::get_if<pid>(&server);
     const auto* remote = std::get_if<remote_name>(&server);
-    pending->server_node = target != nullptr ? target->node
+    pending->server_node = target != nullptr   ? target->node
                            : remote != nullptr ? remote->node
                                                : host.name();
     pending->on_reply = std::move(on_reply);

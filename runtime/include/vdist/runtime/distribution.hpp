@@ -47,8 +47,12 @@ namespace vdist::runtime {
 /// How a node takes part in distribution.
 struct distribution_config {
     std::string cookie;
-    /// A hidden node (no DFLAG_PUBLISHED): peers list it in nodes(hidden), not nodes().
-    bool hidden = false;
+    /// A hidden node (no DFLAG_PUBLISHED): peers list it in nodes(hidden), not nodes(). The
+    /// default: a visible node is drawn into OTP's `global` name protocol (locks, name
+    /// exchange), which vdist does not speak, so `global:sync()` on an OTP peer would wait for
+    /// it forever. A visible vdist node works for everything else (global:register_name, pg,
+    /// messages, links, monitors, rpc); choose it when peers must list it in nodes().
+    bool hidden = true;
     /// Where to listen (numeric address); port 0 takes an ephemeral port.
     std::string listen_address = "0.0.0.0";
     std::uint16_t listen_port = 0;
@@ -124,8 +128,7 @@ class distribution final : public remote_router {
 
     /// What a remote spawn (SPAWN_REQUEST, e.g. erlang:spawn(Node, M, F, A), erpc) of
     /// `module:function` starts. Unregistered ones are refused with `badarg`.
-    void register_spawnable(std::string_view module, std::string_view function,
-                            spawnable make);
+    void register_spawnable(std::string_view module, std::string_view function, spawnable make);
 
     // -- remote_router -------------------------------------------------------------------------
     void send(const std::optional<pid>& from, const pid& to, term message) override;
@@ -139,8 +142,8 @@ class distribution final : public remote_router {
     void demonitor(const pid& from, const pid& to, const std::optional<atom>& name,
                    const reference& ref) override;
     void exit(const pid& from, const pid& to, term reason, bool is_link) override;
-    void down(const pid& from, const std::optional<atom>& name, const pid& to,
-              const reference& ref, term reason) override;
+    void down(const pid& from, const std::optional<atom>& name, const pid& to, const reference& ref,
+              term reason) override;
 
   private:
     struct connection;

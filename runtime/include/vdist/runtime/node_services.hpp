@@ -4,10 +4,11 @@
 ///
 /// | service | registered as | answers |
 /// |---|---|---|
-/// | net_kernel | `net_kernel` | `{is_auth, Node}` calls with `yes` (what makes `net_adm:ping` say `pong`) |
-/// | rpc server | `rex` | `{call, M, F, A, GroupLeader}` calls and `{cast, ...}` casts (rpc without spawn) |
-/// | erpc | SPAWN_REQUEST of `erpc:execute_call/4`, `erpc:execute_cast/3` | `rpc:call`/`erpc:call` of OTP 23+ (they spawn) |
-/// | echo (optional) | `echo` | a gen_server call with the request itself; `{From, Msg}` with `Msg` sent to `From` |
+/// | net_kernel | `net_kernel` | `{is_auth, Node}` calls with `yes` (what makes `net_adm:ping` say
+/// `pong`) | | rpc server | `rex` | `{call, M, F, A, GroupLeader}` calls and `{cast, ...}` casts
+/// (rpc without spawn) | | erpc | SPAWN_REQUEST of `erpc:execute_call/4`, `erpc:execute_cast/3` |
+/// `rpc:call`/`erpc:call` of OTP 23+ (they spawn) | | echo (optional) | `echo` | a gen_server call
+/// with the request itself; `{From, Msg}` with `Msg` sent to `From` |
 ///
 /// rpc and erpc dispatch to C++ functions registered by `{Module, Function}` in an
 /// `rpc_functions` table; an unknown one fails as in Erlang with `undef`
