@@ -800,6 +800,21 @@ TEST_F(FragmentTest, shouldFailOrReadButNeverCrashWhenAnyByteIsCorrupted) {
     EXPECT_GT(refused, stream.size());  // most corruptions are noticed
 }
 
+TEST_F(PacketReaderTest, shouldKeepThePreparedRoomWhenNextIsCalledBeforeCommit) {
+    const bytes link = as_packet(link_message{v.local, v.remote});
+    for (const std::size_t asked : {std::size_t{16}, std::size_t{4} << 20}) {
+        SCOPED_TRACE(asked);
+        auto r = reader();
+        r.feed(link);
+        const auto room = r.prepare(asked);  // then the buffered packet is taken
+        EXPECT_TRUE(std::holds_alternative<link_message>(expect_message(r)));
+        std::copy(link.begin(), link.end(), room.begin());
+        r.commit(link.size());
+        EXPECT_TRUE(std::holds_alternative<link_message>(expect_message(r)));
+        expect_nothing(r);
+    }
+}
+
 TEST_F(PacketReaderTest, shouldKeepItsStateWhenMoved) {
     auto r = reader();
     const bytes packet = as_packet(link_message{v.local, v.remote});
