@@ -96,7 +96,9 @@ struct packet_reader::impl {
 
     void consume(std::size_t n) noexcept {
         begin += n;
-        if (begin == end) {
+        // Emptied: start again at the front, unless the caller holds a prepare()d span of the
+        // stream (next() called between prepare() and commit()).
+        if (begin == end && (prepared == 0 || prepared_own)) {
             begin = end = 0;
             if (capacity > max_idle_stream) {
                 stream.reset();
@@ -134,7 +136,7 @@ struct packet_reader::impl {
 
     void commit(std::size_t n) {
         n = std::min(n, prepared);
-        prepared -= n;
+        prepared = 0;  // one commit per prepare()
         if (prepared_own) {
             own_filled += n;
         } else {
@@ -218,8 +220,11 @@ struct packet_reader::impl {
                 own.reset();
                 ++packets;
                 auto result = packet({static_cast<const std::byte*>(owner.get()), own_size}, owner);
+                if (!result) {
+                    return result;
+                }
                 settle();  // the next packet may be large too
-                if (!result || *result) {
+                if (*result) {
                     return result;
                 }
                 continue;

@@ -759,6 +759,62 @@ TEST_F(PacketReaderTest, shouldDecodeALargePacketWhenItArrivesWholeInOneFeed) {
     EXPECT_EQ(r.ticks_received(), 1u);
 }
 
+TEST_F(FragmentTest, shouldFailOrReadButNeverCrashWhenAnyByteIsCorrupted) {
+    // A stream with an atom cache header, cached references, a tick, a fragmented message
+    // and every control message; each byte in turn replaced by three values.
+    bytes stream = cat(
+        {d_packet(cat({cache_header({{0, 5, "e1@127.0.0.1"}, {3, 200, "net_kernel"}}), tuple_of(4),
+                       small(6), cached_pid(0, 9), atom_ext(""), cached_atom(1), cached_atom(1)})),
+         wire({0, 0, 0, 0}),
+         d_packet(cat({cache_header({{3, 200, {}}, {0, 5, {}}}), tuple_of(3), small(1),
+                       cached_pid(1, 1), cached_pid(1, 2)}))});
+    for (const auto& part : fragments(3, send_body(binary_ext(200, 1)), 3)) {
+        stream = concat(stream, part);
+    }
+    for (const auto& c : all_cases(atoms)) {
+        if (c.control) {
+            stream = concat(stream, as_packet(c.message, c.flags | header_flags));
+        }
+    }
+    std::size_t refused = 0;
+    for (std::size_t at = 0; at < stream.size(); ++at) {
+        for (const int value : {0x00, 0xff, 0x80}) {
+            bytes corrupt = stream;
+            corrupt[at] = static_cast<std::byte>(value);
+            packet_limits limits;
+            limits.max_packet_bytes = std::size_t{1} << 20;  // a corrupted length may claim 4 GiB
+            auto r = reader(header_flags, limits);
+            r.feed(corrupt);
+            for (int n = 0; n < 1000; ++n) {
+                auto next = r.next();
+                if (!next) {
+                    ++refused;
+                    break;
+                }
+                if (!next->has_value()) {
+                    break;
+                }
+            }
+        }
+    }
+    EXPECT_GT(refused, stream.size());  // most corruptions are noticed
+}
+
+TEST_F(PacketReaderTest, shouldKeepThePreparedRoomWhenNextIsCalledBeforeCommit) {
+    const bytes link = as_packet(link_message{v.local, v.remote});
+    for (const std::size_t asked : {std::size_t{16}, std::size_t{4} << 20}) {
+        SCOPED_TRACE(asked);
+        auto r = reader();
+        r.feed(link);
+        const auto room = r.prepare(asked);  // then the buffered packet is taken
+        EXPECT_TRUE(std::holds_alternative<link_message>(expect_message(r)));
+        std::copy(link.begin(), link.end(), room.begin());
+        r.commit(link.size());
+        EXPECT_TRUE(std::holds_alternative<link_message>(expect_message(r)));
+        expect_nothing(r);
+    }
+}
+
 TEST_F(PacketReaderTest, shouldKeepItsStateWhenMoved) {
     auto r = reader();
     const bytes packet = as_packet(link_message{v.local, v.remote});

@@ -227,7 +227,8 @@ class packet_reader {
     /// packet is being received it is the rest of that packet's own buffer (if at least
     /// `min_size` bytes), so that what follows the packet is never read into it.
     [[nodiscard]] std::span<std::byte> prepare(std::size_t min_size = 65536);
-    /// `n` bytes were written into the last prepare()d span (at most its size).
+    /// `n` bytes were written into the last prepare()d span (at most its size); once per
+    /// prepare(). next() may be called in between.
     void commit(std::size_t n);
     /// Same as prepare + copy + commit (in steps of at most 64 KiB, so that a large packet
     /// goes into its own buffer).
