@@ -523,6 +523,13 @@ void handshake::on_status(std::span<const std::byte> message) {
         return;
     }
     const auto status = as_text(message.subspan(1));
+    for (const auto known :
+         {handshake_status::ok, handshake_status::ok_simultaneous, handshake_status::nok,
+          handshake_status::not_allowed, handshake_status::alive}) {
+        if (status == status_text(known)) {
+            received_status_ = known;
+        }
+    }
     if (status == status_text(handshake_status::ok) ||
         status == status_text(handshake_status::ok_simultaneous)) {
         step_ = step::await_challenge;

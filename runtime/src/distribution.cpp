@@ -52,6 +52,9 @@ struct distribution::connection {
     atom peer;  // the node asked for (initiator), or the name in send_name (acceptor)
     bool initiated = false;
     bool tcp_connecting = false;  // a non-blocking connect() in flight
+    // Lost a simultaneous connect (the peer said nok): no socket, only the queue, waiting for
+    // the peer's own connection to come up (until net_setuptime).
+    bool awaiting_peer = false;
     std::optional<dist::handshake> handshake;
     bool up = false;
     std::uint64_t flags = 0;
@@ -78,6 +81,7 @@ struct distribution::state {
     std::vector<int> to_flush;  // fds of connections with bytes encoded since the last flush
     bool flush_scheduled = false;
     std::mt19937 random{std::random_device{}()};
+    int next_placeholder = 0;  // keys (negative) of connections without a socket
     atom empty, badarg, link, monitor;
 };
 
@@ -382,6 +386,10 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
                 }
                 continue;
             case dist::handshake_state::failed: {
+                if (c.initiated && c.handshake->received_status() == dist::handshake_status::nok) {
+                    await_peer(c);
+                    return false;
+                }
                 queue_bytes(c, c.handshake->take_output());
                 (void)flush(c);
                 const auto& peer = c.handshake->peer_name();
@@ -408,6 +416,32 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
     return true;
 }
 
+// Our attempt lost a simultaneous connect: the peer's attempt, on its way to us, carries the
+// connection. What we queued waits for it (OTP keeps it in the node's dist entry likewise).
+void distribution::await_peer(connection& c) {
+    log("distribution: simultaneous connect with " + std::string(c.peer.text()) +
+        ": waiting for its connection");
+    host_->unwatch_fd(c.fd);
+    ::close(c.fd);
+    if (c.setup_timer != 0) {
+        host_->cancel_callback(c.setup_timer);
+    }
+    auto owned = std::move(state_->by_fd.at(c.fd));
+    state_->by_fd.erase(c.fd);
+    const int key = -(++state_->next_placeholder);
+    c.fd = key;
+    c.awaiting_peer = true;
+    c.out.clear();
+    c.out_sent = 0;
+    state_->by_fd.emplace(key, std::move(owned));
+    c.setup_timer = host_->call_after(config_.net_setuptime, [this, key] {
+        if (auto found = state_->by_fd.find(key); found != state_->by_fd.end()) {
+            found->second->setup_timer = 0;
+            close_connection(*found->second, "simultaneous connect: the peer never came", true);
+        }
+    });
+}
+
 // The acceptor's answer to a send_name from c.handshake->peer_name().
 dist::handshake_status distribution::decide_status(connection& c) {
     const std::string& name = c.handshake->peer_name();
@@ -418,6 +452,14 @@ dist::handshake_status distribution::decide_status(connection& c) {
     connection* other = find_connection(c.peer);
     if (other == nullptr) {
         state_->by_node[name] = &c;
+        return dist::handshake_status::ok;
+    }
+    if (other->awaiting_peer) {
+        // Our attempt lost the simultaneous connect earlier: this is the connection it waited
+        // for.
+        c.pending = std::move(other->pending);
+        state_->by_node[name] = &c;
+        close_connection(*other, "simultaneous connect: the peer's connection arrived", false);
         return dist::handshake_status::ok;
     }
     if (other->up) {
@@ -578,8 +620,10 @@ void distribution::close_connection(connection& c, const std::string& why, bool 
     if (c.setup_timer != 0) {
         host_->cancel_callback(c.setup_timer);
     }
-    host_->unwatch_fd(fd);
-    ::close(fd);
+    if (fd >= 0) {
+        host_->unwatch_fd(fd);
+        ::close(fd);
+    }
     if (registered) {
         state_->by_node.erase(std::string(peer.text()));
     }

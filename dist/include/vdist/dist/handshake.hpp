@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -186,6 +187,12 @@ class handshake {
     /// A human-readable reason for the failure, for the node's log: e.g. "node x@h has the
     /// wrong cookie (invalid challenge reply)", "node x@h cannot handle [UTF8_ATOMS]".
     [[nodiscard]] const std::string& error_detail() const noexcept { return error_detail_; }
+    /// Initiator: the status the acceptor answered, once received. `nok` means a simultaneous
+    /// connect that the acceptor's own attempt wins: the node should wait for that connection
+    /// rather than give the peer up.
+    [[nodiscard]] std::optional<handshake_status> received_status() const noexcept {
+        return received_status_;
+    }
 
   private:
     /// Which message is awaited next (the state within in_progress).
@@ -228,6 +235,7 @@ class handshake {
     handshake_result result_;
     std::error_code error_;
     std::string error_detail_;
+    std::optional<handshake_status> received_status_;
 };
 
 }  // namespace vdist::dist

@@ -161,6 +161,7 @@ class distribution final : public remote_router {
     void read_ready(connection& c);
     bool handle_handshake_bytes(connection& c, std::span<const std::byte> bytes);
     [[nodiscard]] dist::handshake_status decide_status(connection& c);
+    void await_peer(connection& c);
     void connection_up(connection& c);
     void start_ticking(int fd);
     bool handle_packets(connection& c);
