@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "demo_erlang.hpp"
 #include "vdist/bench/transport_compare.hpp"
 #include "vdist/transport/host_backend.hpp"
 #include "vdist/transport/vchan.hpp"
@@ -234,7 +235,8 @@ std::string rate(double per_second, const char* unit) {
     return text;
 }
 
-int run_demo(double seconds, std::size_t message_size, const std::string& mode, bool compare) {
+int run_demo(double seconds, std::size_t message_size, const std::string& mode, bool compare,
+             bool erlang) {
     std::string pattern = (std::filesystem::temp_directory_path() / "vdist-demo-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
         std::perror("mkdtemp");
@@ -318,14 +320,17 @@ int run_demo(double seconds, std::size_t message_size, const std::string& mode, 
     if (!intact) {
         return 1;
     }
+    std::fflush(stdout);
+    const int erlang_status = erlang ? run_erlang_demo() : 0;
     if (!compare) {
-        return 0;
+        return erlang_status;
     }
     std::printf("Comparison (short run; `vdist bench transport` for the full one):\n\n");
     std::fflush(stdout);
     bench::transport_options options;
     options.short_run = true;
-    return bench::run_transport_comparison(options);
+    const int compare_status = bench::run_transport_comparison(options);
+    return erlang_status != 0 ? erlang_status : compare_status;
 }
 
 }  // namespace
@@ -336,10 +341,13 @@ void add_demo_commands(CLI::App& app) {
         std::size_t size = 64;
         std::string mode = "spin";
         bool compare = true;
+        bool erlang = true;
     };
     auto settings = std::make_shared<demo_settings>();
     auto* demo = app.add_subcommand(
-        "demo", "Two node processes stream over a ring both ways, then the transport comparison");
+        "demo",
+        "Two node processes stream over a ring both ways; an Erlang node (erl) meets two C++ "
+        "nodes over TCP distribution; then the transport comparison");
     demo->add_option("--seconds", settings->seconds, "How long the nodes stream")
         ->check(CLI::Range(0.1, 600.0));
     demo->add_option("--size", settings->size, "Frame payload bytes")
@@ -347,9 +355,11 @@ void add_demo_commands(CLI::App& app) {
     demo->add_option("--mode", settings->mode, "Wait mode of both nodes")
         ->check(CLI::IsMember({"busy", "spin", "block"}));
     demo->add_flag("!--no-compare", settings->compare, "Skip the comparison table");
+    demo->add_flag("!--no-erlang", settings->erlang,
+                   "Skip the Erlang part (skipped anyway without erl)");
     demo->callback([settings] {
-        if (const int status =
-                run_demo(settings->seconds, settings->size, settings->mode, settings->compare);
+        if (const int status = run_demo(settings->seconds, settings->size, settings->mode,
+                                        settings->compare, settings->erlang);
             status != 0) {
             throw CLI::RuntimeError(status);
         }

@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// `vdist demo` and the node process it starts (`vdist demo-node`, hidden).
+/// `vdist demo` and the node process it starts (`vdist demo-node`, hidden). Its Erlang part is
+/// in demo_erlang.hpp.
 
 namespace CLI {
 class App;

@@ -1,6 +1,6 @@
 // vdist: one program, one subcommand per capability.
 //
-//   vdist demo                 two node processes stream over a ring, then the comparison
+//   vdist demo                 two nodes over a ring; erl meets two C++ nodes; the comparison
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
 //   vdist node                 a standalone C++ node on TCP distribution (net_kernel, rex, echo)
 //   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
