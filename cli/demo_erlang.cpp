@@ -345,8 +345,10 @@ struct erlang_part {
 
     /// Starts C++ node `index` (0 or 1); node 2 pings the Erlang node once up.
     void start_cpp(std::size_t index) {
-        std::vector<std::string> argv{vdist_binary, "node", "--name", std::string(cpp_nodes[index]),
-                                      "--cookie",   cookie};
+        // Visible, so that erl lists them in nodes() (the demo does not use global:sync()).
+        std::vector<std::string> argv{
+            vdist_binary, "node", "--name",   std::string(cpp_nodes[index]),
+            "--cookie",   cookie, "--visible"};
         std::string what = "starting " + std::string(cpp_nodes[index]);
         if (index == 1) {
             argv.insert(argv.end(), {"--ping", std::string(erlang_node)});

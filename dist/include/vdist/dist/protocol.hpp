@@ -8,8 +8,9 @@
 ///  after the handshake, every packet:   Len:32 | payload        (Len 0: a tick)
 ///  pass-through payload:                112 | 131 Control | [131 Message]
 ///  distribution header payload:         131 68 NumAtomCacheRefs [Flags Refs] Control [Message]
-///  first fragment:                      131 69 SeqId:64 FragId:64 NumAtomCacheRefs [..] Control [part]
-///  later fragments:                     131 70 SeqId:64 FragId:64 part      (FragId counts down to 1)
+///  first fragment:                      131 69 SeqId:64 FragId:64 NumAtomCacheRefs [..] Control
+///  [part] later fragments:                     131 70 SeqId:64 FragId:64 part      (FragId counts
+///  down to 1)
 /// ```
 
 #include <cstddef>
@@ -19,7 +20,7 @@ namespace vdist::dist {
 
 // -- capability flags (64 bits since the version-6 handshake, OTP 23) -----------------------------
 
-inline constexpr std::uint64_t DFLAG_PUBLISHED = 0x1;  ///< absent: a hidden node
+inline constexpr std::uint64_t DFLAG_PUBLISHED = 0x1;   ///< absent: a hidden node
 inline constexpr std::uint64_t DFLAG_ATOM_CACHE = 0x2;  ///< obsolete
 inline constexpr std::uint64_t DFLAG_EXTENDED_REFERENCES = 0x4;
 inline constexpr std::uint64_t DFLAG_DIST_MONITOR = 0x8;
@@ -47,8 +48,8 @@ inline constexpr std::uint64_t DFLAG_UNLINK_ID = 0x2000000;     ///< mandatory s
 inline constexpr std::uint64_t DFLAG_MANDATORY_25_DIGEST = 0x4000000;
 inline constexpr std::uint64_t DFLAG_SPAWN = std::uint64_t{1} << 32;    ///< since OTP 23
 inline constexpr std::uint64_t DFLAG_NAME_ME = std::uint64_t{1} << 33;  ///< since OTP 23
-inline constexpr std::uint64_t DFLAG_V4_NC = std::uint64_t{1} << 34;  ///< mandatory since OTP 26
-inline constexpr std::uint64_t DFLAG_ALIAS = std::uint64_t{1} << 35;  ///< since OTP 24
+inline constexpr std::uint64_t DFLAG_V4_NC = std::uint64_t{1} << 34;    ///< mandatory since OTP 26
+inline constexpr std::uint64_t DFLAG_ALIAS = std::uint64_t{1} << 35;    ///< since OTP 24
 
 /// The flags OTP 25 requires of every peer (`MANDATORY_DFLAGS_25`); DFLAG_MANDATORY_25_DIGEST
 /// stands for all of them.
@@ -71,10 +72,9 @@ inline constexpr std::uint64_t mandatory_flags_26 =
 /// is received (vdist sends unfragmented messages with a header of no cache references), links
 /// use the UNLINK_ID protocol, monitors by pid and by name, EXIT_PAYLOAD, SPAWN, ALIAS.
 inline constexpr std::uint64_t vdist_flags =
-    mandatory_flags_26 | DFLAG_MANDATORY_25_DIGEST | DFLAG_DIST_MONITOR |
-    DFLAG_DIST_MONITOR_NAME | DFLAG_UNICODE_IO | DFLAG_DIST_HDR_ATOM_CACHE |
-    DFLAG_SMALL_ATOM_TAGS | DFLAG_SEND_SENDER | DFLAG_BIG_SEQTRACE_LABELS | DFLAG_EXIT_PAYLOAD |
-    DFLAG_FRAGMENTS | DFLAG_SPAWN | DFLAG_ALIAS;
+    mandatory_flags_26 | DFLAG_MANDATORY_25_DIGEST | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME |
+    DFLAG_UNICODE_IO | DFLAG_DIST_HDR_ATOM_CACHE | DFLAG_SMALL_ATOM_TAGS | DFLAG_SEND_SENDER |
+    DFLAG_BIG_SEQTRACE_LABELS | DFLAG_EXIT_PAYLOAD | DFLAG_FRAGMENTS | DFLAG_SPAWN | DFLAG_ALIAS;
 
 /// Whether packets after the handshake carry the distribution header (131 68/69/70) rather
 /// than pass-through framing (112): so if either side's header flags were negotiated.
@@ -82,7 +82,8 @@ inline constexpr std::uint64_t vdist_flags =
     return (negotiated & (DFLAG_DIST_HDR_ATOM_CACHE | DFLAG_FRAGMENTS)) != 0;
 }
 
-// -- control messages (`enum dop` in dist.h) -------------------------------------------------------
+// -- control messages (`enum dop` in dist.h)
+// -------------------------------------------------------
 
 /// The first element of a control tuple.
 enum class dop : std::uint8_t {
@@ -135,7 +136,7 @@ inline constexpr std::size_t max_atom_cache_refs = 255;
 
 // -- handshake (version 6) -----------------------------------------------------------------------
 
-inline constexpr std::uint8_t HS_SEND_NAME = 'N';  ///< also the challenge (B -> A)
+inline constexpr std::uint8_t HS_SEND_NAME = 'N';      ///< also the challenge (B -> A)
 inline constexpr std::uint8_t HS_OLD_SEND_NAME = 'n';  ///< version 5, refused by OTP 25.0-25.2
 inline constexpr std::uint8_t HS_STATUS = 's';
 inline constexpr std::uint8_t HS_CHALLENGE_REPLY = 'r';
