@@ -184,8 +184,7 @@ class packet_writer {
 
   private:
     std::uint64_t flags_;
-    atom_table* atoms_;
-    atom empty_;
+    atom empty_;  // '' (the "Unused" field of SEND and REG_SEND)
 };
 
 // -- reading -------------------------------------------------------------------------------------
