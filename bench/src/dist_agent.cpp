@@ -24,6 +24,7 @@
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
+#include "vdist/transport/channel.hpp"
 
 namespace vdist::bench {
 namespace {
@@ -312,9 +313,18 @@ class agent {
 
 }  // namespace
 
-int run_dist_agent(const std::string& name, const std::string& cookie) {
+int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle) {
     ::signal(SIGPIPE, SIG_IGN);
-    node host(node_config{.name = name});
+    node_config settings{.name = name};
+    if (!idle.empty()) {
+        const auto mode = transport::parse_wait_mode(idle);
+        if (!mode) {
+            write_line("error unknown idle mode " + idle);
+            return 1;
+        }
+        settings.idle.mode = *mode;
+    }
+    node host(settings);
     distribution_config config{
         .cookie = cookie,
         .start_epmd = false,
@@ -350,7 +360,12 @@ int run_dist_agent(const std::string& name, const std::string& cookie) {
             bench.command(line);
         }
     });
-    write_line("ready " + name + " vdist port=" + std::to_string((*started)->listen_port()));
+    const auto& policy = settings.idle;
+    write_line("ready " + name + " port=" + std::to_string((*started)->listen_port()) +
+               " idle=" + std::string(transport::wait_mode_name(policy.mode)) +
+               (policy.mode == transport::wait_mode::spin_then_block
+                    ? "(" + std::to_string(policy.spin.count() / 1000) + " us)"
+                    : std::string()));
     host.run();
     host.unwatch_fd(STDIN_FILENO);
     started->reset();

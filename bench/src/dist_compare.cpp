@@ -485,6 +485,9 @@ outcome<void> run::start_nodes() {
             argv.push_back(self);
             argv.insert(argv.end(), options_.agent_prefix.begin(), options_.agent_prefix.end());
             argv.insert(argv.end(), {"--agent", n->spec.name, "--cookie", cookie_});
+            if (!options_.vdist_idle.empty()) {
+                argv.insert(argv.end(), {"--idle", options_.vdist_idle});
+            }
         } else {
             argv = {VDIST_ESCRIPT, VDIST_DIST_AGENT_SCRIPT};
             std::string flags = "-name " + n->spec.name + " -setcookie " + cookie_ +
@@ -924,6 +927,7 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
         dist_options options;
         std::string agent;
         std::string cookie;
+        std::string idle;
         CLI::Option* big_option = nullptr;
     };
     auto v = std::make_shared<values>();
@@ -954,15 +958,21 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
     command.add_flag("--no-erl", v->options.no_erl, "vdist→vdist only (no erl nodes, no ratios)");
     command.add_option("--erl-flags", v->options.erl_flags,
                        "added to the erl nodes' ERL_FLAGS, e.g. \"+S 1\"");
+    command
+        .add_option("--vdist-idle", v->options.vdist_idle,
+                    "how the C++ nodes wait when idle: spin (spin_then_block), block or busy "
+                    "(default: the node's default, spin)")
+        ->check(CLI::IsMember({"spin", "block", "busy"}));
     command.add_flag("--short", v->options.short_run,
                      "smoke run: one round, 16 B and 64 KiB, few messages, 1 MiB big echo");
     command.add_flag("--keep-logs", v->options.keep_logs, "keep the nodes' logs");
     command.add_option("--agent", v->agent, "(internal) run as the C++ node NAME")->group("");
     command.add_option("--cookie", v->cookie, "(internal) the agent's cookie")->group("");
+    command.add_option("--idle", v->idle, "(internal) the agent's idle mode")->group("");
     command.callback([v] {
         int status = 0;
         if (!v->agent.empty()) {
-            status = run_dist_agent(v->agent, v->cookie);
+            status = run_dist_agent(v->agent, v->cookie, v->idle);
         } else {
             dist_options options = v->options;
             if (options.short_run && v->big_option->count() == 0) {

@@ -48,6 +48,9 @@ struct dist_options {
     bool no_erl = false;
     /// Added to the erl nodes' ERL_FLAGS (e.g. "+S 1").
     std::string erl_flags;
+    /// How the C++ nodes wait when idle: "spin", "block" or "busy" (transport::wait_mode_name);
+    /// empty: the node's default (node_config::idle).
+    std::string vdist_idle;
     /// The smoke run: one round, two sizes, few messages, 1 MiB big echo (seconds).
     bool short_run = false;
     /// Keep the nodes' logs (a temporary directory) even when everything succeeded.
@@ -65,9 +68,9 @@ int run_dist_comparison(const dist_options& options);
 
 /// The C++ node of the comparison (agent mode): a vdist node named `name` (alive@host) with
 /// distribution (epmd from ERL_EPMD_PORT, not started) and the responder, answering commands
-/// on standard input until `quit` or end of input (protocol in dist_agent.escript). Returns
-/// the exit status.
-int run_dist_agent(const std::string& name, const std::string& cookie);
+/// on standard input until `quit` or end of input (protocol in dist_agent.escript). `idle` as
+/// dist_options::vdist_idle. Returns the exit status.
+int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle);
 
 /// Adds the options of the comparison and of agent mode to `command` and sets its callback
 /// (`vdist bench dist`, or dist_bench's own command line). `agent_prefix` as in dist_options.
