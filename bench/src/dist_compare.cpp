@@ -741,7 +741,8 @@ void run::print_results() const {
     if (options_.big_bytes > 0) {
         std::printf(
             "\nbig echo: one {ping, self(), Bin} of %s and its {pong, Bin}, %u time%s per "
-            "pair (median), after the rounds\n",
+            "pair, interleaved, after the rounds; median, and / erl→erl of the medians (lower is "
+            "better)\n",
             size_text(options_.big_bytes).c_str(), options_.big_rounds,
             options_.big_rounds == 1 ? "" : "s");
         std::optional<double> baseline_ms;
@@ -754,7 +755,7 @@ void run::print_results() const {
                 baseline_ms = median(ms);
             }
         }
-        std::printf("%-13s %12s %12s\n", "pair", "round trip", "/ erl→erl");
+        std::printf("%-13s %12s %10s  %s\n", "pair", "round trip", "/ erl→erl", "every round (ms)");
         for (std::size_t p = 0; p < pairs_.size(); ++p) {
             if (big_[p].empty()) {
                 std::printf("%-13s %12s\n", pairs_[p].label.c_str(), "-");
@@ -765,8 +766,13 @@ void run::print_results() const {
                 ms.push_back(static_cast<double>(ns) / 1e6);
             }
             const double m = median(ms);
-            std::printf("%-13s %9.1f ms %12s\n", pairs_[p].label.c_str(), m,
-                        baseline_ms ? fmt::format("{:.2f}", m / *baseline_ms).c_str() : "-");
+            std::string each;
+            for (const double one : ms) {
+                each += fmt::format("{}{:.0f}", each.empty() ? "" : ", ", one);
+            }
+            std::printf("%-13s %9.1f ms %10s  %s\n", pairs_[p].label.c_str(), m,
+                        baseline_ms ? fmt::format("{:.2f}", m / *baseline_ms).c_str() : "-",
+                        each.c_str());
         }
     }
 }
@@ -855,7 +861,8 @@ int run::execute() {
     if (options_.big_bytes > 0) {
         std::fprintf(stderr, "dist_bench: big echo (%s)\n", size_text(options_.big_bytes).c_str());
         for (unsigned r = 0; r < options_.big_rounds; ++r) {
-            for (std::size_t p = 0; p < pairs_.size(); ++p) {
+            for (std::size_t i = 0; i < pairs_.size(); ++i) {
+                const std::size_t p = (i + r) % pairs_.size();
                 auto samples =
                     ask(pairs_[p].driver,
                         fmt::format("pingpong {} {} 0 1", nodes_[pairs_[p].responder]->spec.name,
@@ -929,6 +936,7 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
         std::string cookie;
         std::string idle;
         CLI::Option* big_option = nullptr;
+        CLI::Option* big_rounds_option = nullptr;
     };
     auto v = std::make_shared<values>();
     v->options.agent_prefix = std::move(agent_prefix);
@@ -951,10 +959,12 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
                                     "size of the big echo round trip, 0: none (default 64m; "
                                     "--short 1m)")
                         ->transform(CLI::AsSizeValue(false));
-    command
-        .add_option("--big-rounds", v->options.big_rounds,
-                    "big echo round trips per pair, median reported (default 1)")
-        ->check(CLI::Range(1U, 100U));
+    v->big_rounds_option =
+        command
+            .add_option("--big-rounds", v->options.big_rounds,
+                        "big echo round trips per pair, interleaved, median reported (default 3; "
+                        "--short 1)")
+            ->check(CLI::Range(1U, 100U));
     command.add_flag("--no-erl", v->options.no_erl, "vdist→vdist only (no erl nodes, no ratios)");
     command.add_option("--erl-flags", v->options.erl_flags,
                        "added to the erl nodes' ERL_FLAGS, e.g. \"+S 1\"");
@@ -977,6 +987,9 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
             dist_options options = v->options;
             if (options.short_run && v->big_option->count() == 0) {
                 options.big_bytes = std::size_t{1} << 20;
+            }
+            if (options.short_run && v->big_rounds_option->count() == 0) {
+                options.big_rounds = 1;
             }
             status = run_dist_comparison(options);
         }

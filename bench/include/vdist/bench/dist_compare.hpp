@@ -42,8 +42,9 @@ struct dist_options {
     std::size_t trips = 2000;
     /// Bytes of the big echo round trip, 0: none (default 64 MiB; short: 1 MiB).
     std::size_t big_bytes = std::size_t{64} << 20;
-    /// How many times the big echo runs per pair (median reported, default 1).
-    unsigned big_rounds = 1;
+    /// How many times the big echo runs per pair, interleaved (median reported, default 3;
+    /// short: 1).
+    unsigned big_rounds = 3;
     /// Run without erl nodes (only vdist→vdist, no ratios).
     bool no_erl = false;
     /// Added to the erl nodes' ERL_FLAGS (e.g. "+S 1").
