@@ -2,6 +2,7 @@
 //
 //   vdist demo                 two nodes over a ring; erl meets two C++ nodes; the comparison
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
+//   vdist bench dist           C++ nodes against erl nodes over TCP distribution
 //   vdist node                 a standalone C++ node on TCP distribution (net_kernel, rex, echo)
 //   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
 
@@ -10,6 +11,7 @@
 #include "demo.hpp"
 #include "node.hpp"
 #include "term.hpp"
+#include "vdist/bench/dist_compare.hpp"
 #include "vdist/bench/transport_compare.hpp"
 
 int main(int argc, char** argv) {
@@ -20,6 +22,7 @@ int main(int argc, char** argv) {
         app.add_subcommand("bench", "Benchmarks against baselines measured in the same run");
     bench->require_subcommand(1);
     vdist::bench::add_transport_command(*bench);
+    vdist::bench::add_dist_command(*bench);
 
     vdist::cli::add_demo_commands(app);
     vdist::cli::add_term_commands(app);

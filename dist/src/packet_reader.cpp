@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <bitset>
 #include <cstring>
@@ -31,6 +32,10 @@ constexpr std::size_t max_idle_stream = std::size_t{1} << 20;
 constexpr std::size_t min_stream = std::size_t{64} << 10;
 // feed()'s step: the size of a socket read.
 constexpr std::size_t feed_step = std::size_t{64} << 10;
+// Large packets' buffers kept for reuse once no binary holds them (see own_buffer()): at most
+// this many bytes of them per reader, none over max_spare_buffer.
+constexpr std::size_t max_spare_bytes = std::size_t{4} << 20;
+constexpr std::size_t max_spare_buffer = std::size_t{1} << 20;
 // 131 70 SeqId:64 FragId:64: the fixed part of a fragment header.
 constexpr std::size_t fragment_header_size = 2 + 8 + 8;
 
@@ -57,8 +62,10 @@ struct packet_reader::impl {
     // fragment, the bytes so far (control term, then the payload's parts), the next FragId.
     struct sequence {
         std::vector<atom> refs;
-        std::vector<std::byte> bytes;
-        std::uint64_t next_fragment;
+        std::shared_ptr<std::byte[]> buffer;  // from own_buffer(): reused once released
+        std::size_t size = 0;
+        std::size_t capacity = 0;
+        std::uint64_t next_fragment = 0;
     };
 
     impl(std::uint64_t negotiated, atom_table& table, packet_limits caps)
@@ -74,8 +81,17 @@ struct packet_reader::impl {
     std::size_t end = 0;
 
     std::shared_ptr<std::byte[]> own;  // the large packet being received, if any
-    std::size_t own_size = 0;
+    std::size_t own_size = 0;          // its length (the buffer may be longer: a spare)
     std::size_t own_filled = 0;
+
+    // Buffers of earlier large packets, each also referenced by `own` or by binaries while in
+    // use; one that only this list holds is free for the next large packet.
+    struct spare {
+        std::shared_ptr<std::byte[]> buffer;
+        std::size_t capacity;
+    };
+    std::vector<spare> spares;
+    std::size_t spare_bytes = 0;
 
     bool prepared_own = false;  // the last prepare() handed out the own buffer
     std::size_t prepared = 0;   // its size
@@ -173,11 +189,35 @@ struct packet_reader::impl {
             !check_framing({head() + 4, std::min(buffered() - 4, length)})) {
             return false;
         }
-        own = std::make_shared_for_overwrite<std::byte[]>(length);
+        own = own_buffer(length).buffer;
         own_size = length;
         own_filled = 0;
         consume(4);
         return true;
+    }
+
+    // A buffer of at least `length` bytes (at most twice that) for a large packet: a spare that
+    // no binary holds any more, else a new one, kept as a spare if there is room. Why: glibc
+    // gives a freed 64 KiB+ block at the top of the heap back to the kernel (free top over
+    // 128 KiB) and the next one faults all its pages in again; for a stream of 64 KiB messages
+    // that was half of the receiving side's time (malloc, page faults, brk), and a reused
+    // buffer is also warm in the cache.
+    [[nodiscard]] spare own_buffer(std::size_t length) {
+        for (const auto& s : spares) {
+            if (s.capacity >= length && s.capacity / 2 <= length && s.buffer.use_count() == 1) {
+                // The last binary may have let go on another thread: its reads of the buffer
+                // happen before our writes (shared_ptr's release decrement is acq_rel; this
+                // fence pairs with it after the relaxed load inside use_count()).
+                std::atomic_thread_fence(std::memory_order_acquire);
+                return s;
+            }
+        }
+        spare fresh{std::make_shared_for_overwrite<std::byte[]>(length), length};
+        if (length <= max_spare_buffer && spare_bytes + length <= max_spare_bytes) {
+            spares.push_back(fresh);
+            spare_bytes += length;
+        }
+        return fresh;
     }
 
     // Whether the head packet's first bytes (after Len) say what it is: 1 for pass-through,
@@ -416,7 +456,18 @@ struct packet_reader::impl {
         }
         sequence& s = sequences[sequence_id];
         s.refs.assign(cache_refs.begin(), cache_refs.end());
-        s.bytes.assign(part.begin(), part.end());
+        // Room for the next fragment too (at most as long as this one: the sender's fragment
+        // size), so that a message just over one fragment, as OTP sends a 64 KiB binary
+        // (65536 + 43 bytes), is one buffer and one copy per fragment; at most twice what the
+        // peer sent, as a growing vector would take. A reused buffer (own_buffer) spares the
+        // page faults of fresh memory, which were most of the receiving side's time.
+        auto room = own_buffer(std::max<std::size_t>(part.size() * 2, 1));
+        s.buffer = std::move(room.buffer);
+        s.capacity = room.capacity;
+        s.size = part.size();
+        if (!part.empty()) {
+            std::memcpy(s.buffer.get(), part.data(), part.size());
+        }
         s.next_fragment = fragment_id - 1;
         fragment_bytes += part.size();
         return std::nullopt;
@@ -442,20 +493,31 @@ struct packet_reader::impl {
                               std::to_string(s.next_fragment) + " was due");
         }
         const auto part = bytes.subspan(fragment_header_size);
-        if (auto admitted = admit(s.bytes.size(), part.size()); !admitted) {
+        if (auto admitted = admit(s.size, part.size()); !admitted) {
             return std::unexpected(admitted.error());
         }
-        s.bytes.insert(s.bytes.end(), part.begin(), part.end());
+        if (part.size() > s.capacity - s.size) {
+            auto bigger = own_buffer(std::max(2 * s.capacity, s.size + part.size()));
+            std::memcpy(bigger.buffer.get(), s.buffer.get(), s.size);
+            s.buffer = std::move(bigger.buffer);
+            s.capacity = bigger.capacity;
+        }
+        if (!part.empty()) {
+            std::memcpy(s.buffer.get() + s.size, part.data(), part.size());
+            s.size += part.size();
+        }
         fragment_bytes += part.size();
         if (--s.next_fragment > 0) {
             return std::nullopt;
         }
         // Complete: the reassembled bytes become the owner binaries share.
-        const auto whole = std::make_shared<const std::vector<std::byte>>(std::move(s.bytes));
+        const std::shared_ptr<const void> whole = std::move(s.buffer);
+        const std::span<const std::byte> bytes_whole(static_cast<const std::byte*>(whole.get()),
+                                                     s.size);
         const std::vector<atom> cache_refs = std::move(s.refs);
-        fragment_bytes -= whole->size();
+        fragment_bytes -= s.size;
         sequences.erase(found);
-        return message(*whole, cache_refs, whole, false);
+        return message(bytes_whole, cache_refs, whole, false);
     }
 
     // Whether a sequence holding `held` bytes may take `more`.

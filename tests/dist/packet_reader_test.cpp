@@ -824,5 +824,93 @@ TEST_F(PacketReaderTest, shouldKeepItsStateWhenMoved) {
     EXPECT_TRUE(std::holds_alternative<link_message>(expect_message(moved)));
 }
 
+// -- reused buffers -------------------------------------------------------------------------------
+
+/// Large packets' buffers are reused once no binary holds them (no fresh pages per message),
+/// and never while one does.
+class BufferReuseTest : public FragmentTest {
+  protected:
+    /// The binary of the next message (a send of a binary), or nothing.
+    [[nodiscard]] binary next_binary(packet_reader& r) {
+        const auto message = expect_message(r);
+        const auto* send = std::get_if<send_message>(&message);
+        const auto* bin = send != nullptr ? send->message.get_if<binary>() : nullptr;
+        EXPECT_NE(bin, nullptr);
+        return bin != nullptr ? *bin : binary();
+    }
+    [[nodiscard]] static bool all_of(const binary& bin, int fill) {
+        return std::all_of(bin.bytes().begin(), bin.bytes().end(),
+                           [fill](std::byte b) { return b == static_cast<std::byte>(fill); });
+    }
+    /// What OTP sends for a 64 KiB binary: a first fragment of 65536 bytes, then the rest.
+    [[nodiscard]] std::vector<bytes> otp_fragments(std::uint64_t sequence, int fill) {
+        const bytes body = send_body(binary_ext(size, fill));
+        const std::size_t first = 65536;
+        return {framed(cat({wire({131, 69}), be(sequence, 8), be(2, 8),
+                            bytes(body.begin(), body.begin() + first)})),
+                framed(cat({wire({131, 70}), be(sequence, 8), be(1, 8),
+                            bytes(body.begin() + first, body.end())}))};
+    }
+
+    static constexpr std::size_t size = std::size_t{64} << 10;
+};
+
+TEST_F(BufferReuseTest, shouldReuseALargePacketsBufferWhenNoBinaryHoldsItAnyMore) {
+    auto r = reader();
+    const std::byte* first_place = nullptr;
+    {
+        r.feed(as_packet(send_message{std::nullopt, v.remote, binary(bytes(size, std::byte{1}))}));
+        const binary first = next_binary(r);
+        EXPECT_TRUE(all_of(first, 1));
+        first_place = first.bytes().data();
+    }
+    r.feed(as_packet(send_message{std::nullopt, v.remote, binary(bytes(size, std::byte{2}))}));
+    const binary second = next_binary(r);
+    EXPECT_TRUE(all_of(second, 2));
+    EXPECT_EQ(second.bytes().data(), first_place);
+}
+
+TEST_F(BufferReuseTest, shouldLeaveABinaryIntactWhenLaterLargePacketsArriveWhileItIsHeld) {
+    auto r = reader();
+    r.feed(as_packet(send_message{std::nullopt, v.remote, binary(bytes(size, std::byte{1}))}));
+    const binary held = next_binary(r);
+    for (int fill = 2; fill < 6; ++fill) {
+        r.feed(as_packet(send_message{std::nullopt, v.remote,
+                                      binary(bytes(size, static_cast<std::byte>(fill)))}));
+        const binary later = next_binary(r);
+        EXPECT_TRUE(all_of(later, fill));
+        EXPECT_NE(later.bytes().data(), held.bytes().data());
+    }
+    EXPECT_TRUE(all_of(held, 1));
+}
+
+TEST_F(BufferReuseTest, shouldReuseTheReassemblyBufferWhenNoBinaryHoldsTheMessageAnyMore) {
+    auto r = reader();
+    const std::byte* first_place = nullptr;
+    {
+        for (const auto& fragment : otp_fragments(1, 7)) {
+            r.feed(fragment);
+        }
+        const binary first = next_binary(r);
+        EXPECT_EQ(first.size(), size);
+        EXPECT_TRUE(all_of(first, 7));
+        first_place = first.bytes().data();
+    }
+    for (const auto& fragment : otp_fragments(2, 8)) {
+        r.feed(fragment);
+    }
+    const binary second = next_binary(r);
+    EXPECT_TRUE(all_of(second, 8));
+    EXPECT_EQ(second.bytes().data(), first_place);
+    // Held, the buffer is not reused: the next message goes elsewhere and this one stays.
+    for (const auto& fragment : otp_fragments(3, 9)) {
+        r.feed(fragment);
+    }
+    const binary third = next_binary(r);
+    EXPECT_TRUE(all_of(third, 9));
+    EXPECT_NE(third.bytes().data(), second.bytes().data());
+    EXPECT_TRUE(all_of(second, 8));
+}
+
 }  // namespace
 }  // namespace vdist::dist

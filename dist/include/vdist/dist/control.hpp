@@ -203,10 +203,11 @@ struct packet_limits {
 /// Buffers: packets are received into one stream buffer, reused (compacted when its tail is
 /// too short, released when it empties above 1 MiB), and decoded from there with binaries
 /// copied. A packet of own_buffer_threshold bytes or more that is not a fragment gets a
-/// buffer of its own of exactly its length as soon as its first bytes are seen; prepare()
-/// then hands out that buffer's missing part, so the socket is read straight into it, and
-/// binaries of 64 bytes or more in the message share it (the buffer lives as long as one of
-/// them does). Fragments are copied once into their sequence's buffer, which the reassembled
+/// buffer of its own as soon as its first bytes are seen; prepare() then hands out that
+/// buffer's missing part, so the socket is read straight into it, and binaries of 64 bytes or
+/// more in the message share it (the buffer lives as long as one of them does). Such buffers
+/// of up to 1 MiB are reused once no binary holds them any more (at most 4 MiB of them kept
+/// per reader). Fragments are copied once into their sequence's buffer, which the reassembled
 /// message's binaries share in the same way.
 ///
 /// The atom cache (2048 entries) and the open fragment sequences belong to this reader: one
