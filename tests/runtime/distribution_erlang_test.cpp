@@ -48,6 +48,7 @@
 #include "vdist/dist/protocol.hpp"
 #include "vdist/dist/term_text.hpp"
 #include "vdist/runtime/distribution.hpp"
+#include "vdist/runtime/gen_server.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
 #include "vdist/test/bytes.hpp"
@@ -516,6 +517,26 @@ class DistributionErlangTest : public ::testing::Test {
         });
     }
 
+    /// Spawns a process on the C++ node that calls the gen_server {name, node} with what
+    /// `request` makes (given the caller) and journals {reply, R} or {error, Reason} under
+    /// `tag`.
+    void call_from_cpp(const std::string& tag, const std::string& name, const std::string& node,
+                       std::function<term(process&)> request) {
+        (void)cpp_->run_on([tag, name, node, request](world& w) {
+            const gen_server::remote_name server{w.host.a(name), w.host.a(node)};
+            return w.host.spawn([&w, tag, server, request](process& self) {
+                gen_server::call(
+                    self, server, request(self), wait_limit,
+                    [&w, tag](process& me, term reply) {
+                        w.journal[tag].emplace_back(tuple{me.host().a("reply"), std::move(reply)});
+                    },
+                    [&w, tag](process& me, term reason) {
+                        w.journal[tag].emplace_back(tuple{me.host().a("error"), std::move(reason)});
+                    });
+            });
+        });
+    }
+
     std::string suffix_;
     std::optional<test::private_epmd> epmd_;
     std::optional<cpp_node> cpp_;
@@ -572,6 +593,28 @@ TEST_F(DistributionErlangTest, shouldGetPongWhenTheCppNodePingsErlang) {
         return all.size() == 1 && all[0].up && all[0].initiated;
     });
     EXPECT_EQ(initiated, true);
+}
+
+TEST_F(DistributionErlangTest, shouldGetTheReplyWhenACppProcessCallsAnErlangGenServer) {
+    auto& cpp = start_cpp();
+    start_erlang("e1");
+    const std::string e1 = node_name("e1");
+
+    // rex, Erlang's rpc server: {call, M, F, A, GroupLeader}.
+    call_from_cpp("rex", "rex", e1, [](process& self) {
+        node& n = self.host();
+        return term(
+            tuple{n.a("call"), n.a("lists"), n.a("reverse"), list{list{1, 2, 3}}, self.self()});
+    });
+    call_from_cpp("nosuch", "nosuch", e1, [](process& self) { return term(self.host().a("x")); });
+    call_from_cpp("nobody", "rex", node_name("nobody"),
+                  [](process& self) { return term(self.host().a("x")); });
+
+    EXPECT_EQ(cpp.await_journal("rex", 1), std::vector<std::string>{"{reply,[3,2,1]}"})
+        << cpp.log_text();
+    EXPECT_EQ(cpp.await_journal("nosuch", 1), std::vector<std::string>{"{error,noproc}"});
+    EXPECT_EQ(cpp.await_journal("nobody", 1),
+              std::vector<std::string>{"{error,{nodedown,'" + node_name("nobody") + "'}}"});
 }
 
 // --- 2. echo, rpc, erpc ----------------------------------------------------------------------
@@ -896,6 +939,29 @@ TEST_F(DistributionErlangTest, shouldGiveCppProcessesNoconnectionWhenTheErlangNo
     EXPECT_TRUE(cpp.peers(false).empty());
     EXPECT_TRUE(cpp.await_log({"connection", node_name("e1"), "down"}).has_value())
         << cpp.log_text();
+}
+
+TEST_F(DistributionErlangTest, shouldGiveBothSidesNoconnectionWhenTheCppNodeDisconnects) {
+    auto& cpp = start_cpp();
+    auto& erl = start_erlang("e1");
+    ASSERT_EQ(erl.eval("process_flag(trap_exit, true), monitor_node(Cpp, true), P = "
+                       "spawn_link(Cpp, vdist_test, puppet, [p, self()]), P ! {trap_exit, true}, "
+                       "receive {p, {trap_exit, true}} -> ok after 5000 -> timeout end."),
+              "ok");
+
+    EXPECT_EQ(
+        cpp.run_on([e1 = node_name("e1")](world& w) { return w.dist.disconnect(w.host.a(e1)); }),
+        true);
+
+    EXPECT_EQ(erl.eval("receive {nodedown, Cpp} -> nodedown after 10000 -> timeout end."),
+              "nodedown");
+    EXPECT_EQ(erl.eval("receive {'EXIT', P, R} -> R after 10000 -> timeout end."), "noconnection");
+    const auto journal = cpp.await_journal("p", 1);
+    ASSERT_EQ(journal.size(), 1u);
+    EXPECT_TRUE(journal[0].starts_with("{'EXIT',#Pid<'" + node_name("e1") + "'.")) << journal[0];
+    EXPECT_TRUE(journal[0].ends_with(",noconnection}")) << journal[0];
+    // The puppet forwarding that 'EXIT' to erl connected again; either way a ping gets through.
+    EXPECT_EQ(erl.eval("net_adm:ping(Cpp)."), "pong") << cpp.log_text();
 }
 
 // --- 5. ticks --------------------------------------------------------------------------------
