@@ -422,8 +422,9 @@ dist::handshake_status distribution::decide_status(connection& c) {
         // connection_up() then retires the old one.
         return dist::handshake_status::alive;
     }
-    // Both sides are connecting: the greater name keeps the other's attempt.
-    if (host_->name().text() > name) {
+    // Both sides are connecting: the greater name keeps its own attempt and refuses the
+    // other's (OTP's net_kernel: MyNode > Node -> nok_pending, else ok_pending).
+    if (host_->name().text() < name) {
         // Our attempt gives way; what it queued moves to this connection.
         c.pending = std::move(other->pending);
         state_->by_node[name] = &c;
