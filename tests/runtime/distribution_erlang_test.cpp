@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -879,6 +880,88 @@ TEST_F(DistributionErlangTest, shouldReplyBadargWhenErlangSpawnsAFunctionThatIsN
                        "timeout end."),
               "true");
 }
+
+// Both nodes connect at once: our loop is held while erl starts connecting (its send_name waits
+// in our accept queue), then we connect before handling it. OTP and we must settle it the same
+// way: the node with the greater name keeps its own attempt and answers nok to the other's,
+// the other gives way (ok_simultaneous), whichever name is greater: a1 < cpp < e1.
+struct simultaneous_case {
+    const char* erlang_alive;
+    bool ours_kept;  // our attempt (initiated) is the one that stays
+
+    friend void PrintTo(const simultaneous_case& c, std::ostream* out) {
+        *out << c.erlang_alive << (c.ours_kept ? " (ours kept)" : " (theirs kept)");
+    }
+};
+
+class DistributionErlangSimultaneousTest : public DistributionErlangTest,
+                                           public ::testing::WithParamInterface<simultaneous_case> {
+};
+
+TEST_P(DistributionErlangSimultaneousTest, shouldEndWithOneWorkingConnectionWhenBothConnectAtOnce) {
+    auto& cpp = start_cpp();
+    auto& erl = start_erlang(GetParam().erlang_alive);
+    const std::string erl_name = node_name(GetParam().erlang_alive);
+    ASSERT_EQ(erl.eval("register(inbox, spawn(fun() -> receive M -> io:format(\"inbox ~p~n\", "
+                       "[M]) end end)), ok."),
+              "ok");
+
+    // Hold our loop; once erl's attempt is under way, connect and queue a message on our attempt.
+    auto held = std::make_shared<std::promise<void>>();
+    auto go = std::make_shared<std::promise<void>>();
+    auto held_future = held->get_future();
+    auto connected = std::async(std::launch::async, [&cpp, erl_name, held, go] {
+        return cpp.run_on(
+            [erl_name, held, go](world& w) {
+                held->set_value();
+                if (go->get_future().wait_for(wait_limit) != std::future_status::ready) {
+                    return false;
+                }
+                const atom peer = w.host.a(erl_name);
+                (void)w.host.spawn([peer](process& self) {
+                    self.send(self.host().a("inbox"), peer, self.host().a("queued_before_up"));
+                });
+                return w.dist.connect(peer);
+            },
+            2 * wait_limit);
+    });
+    ASSERT_EQ(held_future.wait_for(wait_limit), std::future_status::ready);
+    // erl's connection is pending (net_kernel's sys_dist table has it), and its send_name on
+    // its way.
+    const std::string pending = erl.eval(
+        "spawn(fun() -> net_kernel:connect_node(Cpp) end), (fun Pending(0) -> not_pending; "
+        "Pending(N) -> case ets:lookup(sys_dist, Cpp) of [] -> timer:sleep(10), Pending(N - 1); "
+        "_ -> timer:sleep(300), pending end end)(500).");
+    go->set_value();
+    ASSERT_EQ(pending, "pending");
+    ASSERT_EQ(connected.wait_for(2 * wait_limit), std::future_status::ready);
+    EXPECT_EQ(connected.get(), true);
+
+    EXPECT_TRUE(erl.wait_for("inbox queued_before_up", wait_limit)) << cpp.log_text();
+    EXPECT_EQ(erl.eval("net_adm:ping(Cpp)."), "pong") << cpp.log_text();
+    EXPECT_TRUE(eventually([&] { return cpp.connection_count() == 1; })) << cpp.log_text();
+    EXPECT_EQ(cpp.peers(false), std::vector<std::string>{erl_name}) << cpp.log_text();
+    EXPECT_EQ(erl.eval("gen_server:call({echo, Cpp}, both_ways)."), "both_ways");
+    ping_from_cpp(erl_name, "ping");
+    EXPECT_EQ(cpp.await_journal("ping", 1), std::vector<std::string>{"pong"});
+    // One connection came up, the one OTP's rule picks, and none went down.
+    const std::string log = cpp.log_text();
+    if (GetParam().ours_kept) {
+        EXPECT_TRUE(contains(log, "handshake from " + erl_name + " refused")) << log;
+        EXPECT_TRUE(contains(log, "connection to " + erl_name + " up")) << log;
+    } else {
+        EXPECT_TRUE(contains(log, "simultaneous connect: keeping the peer's")) << log;
+        EXPECT_TRUE(contains(log, "connection from " + erl_name + " up")) << log;
+    }
+    EXPECT_FALSE(contains(log, " down: ")) << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(NameOrder, DistributionErlangSimultaneousTest,
+                         ::testing::Values(simultaneous_case{"a1", true},
+                                           simultaneous_case{"e1", false}),
+                         [](const auto& test_info) {
+                             return std::string(test_info.param.erlang_alive);
+                         });
 
 // --- 4. a node dies ------------------------------------------------------------------------
 
