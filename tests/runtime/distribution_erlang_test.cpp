@@ -1047,6 +1047,41 @@ TEST_F(DistributionErlangTest, shouldGiveBothSidesNoconnectionWhenTheCppNodeDisc
     EXPECT_EQ(erl.eval("net_adm:ping(Cpp)."), "pong") << cpp.log_text();
 }
 
+TEST_F(DistributionErlangTest, shouldTreatPidsOfTheEarlierIncarnationAsGoneWhenTheCppNodeRestarts) {
+    start_cpp();
+    auto& erl = start_erlang("e1");
+    ASSERT_EQ(erl.eval("net_kernel:monitor_nodes(true), Old = spawn(Cpp, vdist_test, puppet, [p, "
+                       "self()]), is_pid(Old)."),
+              "true");
+
+    cpp_.reset();  // stops: disconnects, unregisters
+    ASSERT_EQ(erl.eval("receive {nodedown, Cpp} -> nodedown after 10000 -> timeout end."),
+              "nodedown");
+    auto& cpp = start_cpp();  // the same name, a new creation from epmd
+
+    // The new node's first puppet has the old one's number; only the creation tells them apart.
+    ASSERT_EQ(erl.eval("New = spawn(Cpp, vdist_test, puppet, [p, self()]), {Old =:= New, "
+                       "pid_to_list(Old) =:= pid_to_list(New)}."),
+              "{false,true}");
+    // As between OTP nodes: a message to the old pid is dropped, a monitor or link of it gets
+    // noproc.
+    EXPECT_EQ(erl.eval("Old ! {sync, old}, New ! {sync, new}, receive {p, {sync, S}} -> S after "
+                       "5000 -> timeout end."),
+              "new");
+    EXPECT_EQ(
+        erl.eval("M = erlang:monitor(process, Old), receive {'DOWN', M, process, Old, R} -> R "
+                 "after 5000 -> timeout end."),
+        "noproc");
+    EXPECT_EQ(erl.eval("process_flag(trap_exit, true), link(Old), receive {'EXIT', Old, R2} -> R2 "
+                       "after 5000 -> timeout end."),
+              "noproc");
+    EXPECT_EQ(erl.eval("exit(Old, kill), New ! {sync, after_kill}, receive {p, {sync, S2}} -> S2 "
+                       "after 5000 -> timeout end."),
+              "after_kill");
+    EXPECT_EQ(cpp.run_on([](world& w) { return w.host.alive(w.puppets.at("p")); }), true);
+    EXPECT_EQ(erl.eval("[M || M <- Flush(), element(1, M) =/= nodeup]."), "[]");
+}
+
 // --- 5. ticks --------------------------------------------------------------------------------
 
 TEST_F(DistributionErlangTest, shouldKeepAnIdleConnectionUpWhenBothSidesTick) {
