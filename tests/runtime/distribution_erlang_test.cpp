@@ -1247,6 +1247,30 @@ TEST_F(DistributionErlangTest, shouldCloseOnlyThatConnectionWhenAPeerSendsABadPa
     EXPECT_EQ(erl.eval("[M || M <- Flush(), element(1, M) =:= nodedown]."), "[]");
 }
 
+TEST_F(DistributionErlangTest, shouldEndOnlyThatConnectionWhenAMessageCreatesTooManyNewAtoms) {
+    auto& cpp = start_cpp();
+    auto& e1 = start_erlang("e1");
+    auto& e2 = start_erlang("e2");
+    ASSERT_EQ(e2.eval("net_kernel:monitor_nodes(true), net_adm:ping(Cpp)."), "pong");
+
+    // One term may add at most decode_limits::max_new_atoms (1024) atoms to our table: a
+    // bound on what a peer can make us keep forever. OTP has no such bound per message.
+    EXPECT_EQ(e1.eval("monitor_node(Cpp, true), {echo, Cpp} ! {self(), [list_to_atom(\"new_\" ++ "
+                      "integer_to_list(I)) || I <- lists:seq(1, 1025)]}, receive {nodedown, Cpp} "
+                      "-> nodedown after 10000 -> timeout end."),
+              "nodedown");
+    const auto refused = cpp.await_log({"bad packet", node_name("e1"), "new atoms"});
+    EXPECT_TRUE(refused.has_value()) << cpp.log_text();
+
+    // The other connection goes on; the peer can connect again and send 1024 new atoms.
+    EXPECT_EQ(e2.eval("gen_server:call({echo, Cpp}, still_up)."), "still_up");
+    EXPECT_EQ(e2.eval("[M || M <- Flush(), element(1, M) =:= nodedown]."), "[]");
+    EXPECT_EQ(e1.eval("L = [list_to_atom(\"more_\" ++ integer_to_list(I)) || I <- lists:seq(1, "
+                      "1024)], gen_server:call({echo, Cpp}, L) =:= L."),
+              "true")
+        << cpp.log_text();
+}
+
 // --- 8. large and many messages ---------------------------------------------------------------
 
 TEST_F(DistributionErlangTest, shouldEchoOneAnd64MegabyteBinariesWhenErlangSendsThem) {
@@ -1279,6 +1303,33 @@ TEST_F(DistributionErlangTest, shouldDeliverOneAnd64MegabyteBinariesWhenACppProc
                        "{N2, S2} after 60000 -> timeout end.",
                        90s),
               "{67108864,true}");
+}
+
+TEST_F(DistributionErlangTest, shouldEchoEachMessageWhenSeveralLargeOnesArriveInterleaved) {
+    auto& cpp = start_cpp();
+    auto& erl = start_erlang("e1");
+
+    // Eight processes call at once with 4 MB each: OTP fragments every one of them and the
+    // fragments of different senders interleave on the connection.
+    EXPECT_EQ(erl.eval("Me = self(), Callers = [spawn(fun() -> B = binary:copy(<<I>>, 4 bsl 20), "
+                       "Me ! {I, gen_server:call({echo, Cpp}, {I, B}, 60000) =:= {I, B}} end) || I "
+                       "<- lists:seq(1, 8)], lists:sort([receive {I, Same} -> {I, Same} after "
+                       "60000 -> timeout end || I <- lists:seq(1, 8)]).",
+                       90s),
+              "[{1,true},{2,true},{3,true},{4,true},{5,true},{6,true},{7,true},{8,true}]");
+    // 5000 distinct atoms, 1000 new ones a message (decode_limits::max_new_atoms is 1024), then
+    // old and new ones mixed: OTP's atom cache (2048 entries) fills and replaces entries.
+    ASSERT_EQ(erl.eval("Echoed = fun(T) -> case catch gen_server:call({echo, Cpp}, T) of T -> "
+                       "same; {'EXIT', {Reason, _}} -> Reason; _ -> different end end, Atoms = fun("
+                       "Prefix, From, To) -> [list_to_atom(Prefix ++ integer_to_list(I)) || I <- "
+                       "lists:seq(From, To)] end, ok."),
+              "ok");
+    EXPECT_EQ(erl.eval("[Echoed({K, Atoms(\"atom_\", K * 1000 + 1, K * 1000 + 1000)}) || K <- "
+                       "lists:seq(0, 4)]."),
+              "[same,same,same,same,same]")
+        << cpp.log_text();
+    EXPECT_EQ(erl.eval("Echoed(Atoms(\"other_\", 1, 500) ++ Atoms(\"atom_\", 1, 4000))."), "same")
+        << cpp.log_text();
 }
 
 TEST_F(DistributionErlangTest, shouldKeepTheOrderOfTenThousandMessagesInBothDirections) {
