@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
@@ -38,6 +39,7 @@
 #include <mutex>
 #include <optional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -81,6 +83,29 @@ template <class Condition>
 
 [[nodiscard]] bool contains(std::string_view text, std::string_view part) {
     return text.find(part) != std::string_view::npos;
+}
+
+/// Whether a TCP connection to our listening `port` (accepted or still in the accept queue)
+/// holds bytes nobody has read yet: /proc/net/tcp, local port `port`, ESTABLISHED, rx_queue > 0.
+[[nodiscard]] bool unread_bytes_on_port(std::uint16_t port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // the header
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state, queues;
+        fields >> slot >> local >> remote >> state >> queues;
+        const auto colon = local.find(':');
+        const auto queue_colon = queues.find(':');
+        if (colon == std::string::npos || queue_colon == std::string::npos || state != "01") {
+            continue;
+        }
+        if (std::stoul(local.substr(colon + 1), nullptr, 16) == port &&
+            std::stoul(queues.substr(queue_colon + 1), nullptr, 16) > 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // --- the C++ node ----------------------------------------------------------------------------
@@ -885,6 +910,11 @@ TEST_F(DistributionErlangTest, shouldReplyBadargWhenErlangSpawnsAFunctionThatIsN
 // in our accept queue), then we connect before handling it. OTP and we must settle it the same
 // way: the node with the greater name keeps its own attempt and answers nok to the other's,
 // the other gives way (ok_simultaneous), whichever name is greater: a1 < cpp < e1.
+//
+// Note: OTP's initiator that gets nok waits for the other's attempt to replace it
+// (dist_util:recv_status); ours fails at once, dropping what it queued and firing noconnection.
+// So if the greater peer's nok reached us before we read its send_name, the queued message
+// would be lost; the test holds erl's net_kernel so that it cannot answer before we have read.
 struct simultaneous_case {
     const char* erlang_alive;
     bool ours_kept;  // our attempt (initiated) is the one that stays
@@ -926,16 +956,25 @@ TEST_P(DistributionErlangSimultaneousTest, shouldEndWithOneWorkingConnectionWhen
             2 * wait_limit);
     });
     ASSERT_EQ(held_future.wait_for(wait_limit), std::future_status::ready);
-    // erl's connection is pending (net_kernel's sys_dist table has it), and its send_name on
-    // its way.
-    const std::string pending = erl.eval(
-        "spawn(fun() -> net_kernel:connect_node(Cpp) end), (fun Pending(0) -> not_pending; "
-        "Pending(N) -> case ets:lookup(sys_dist, Cpp) of [] -> timer:sleep(10), Pending(N - 1); "
-        "_ -> timer:sleep(300), pending end end)(500).");
+    // erl's send_name waits unread in our socket; then erl's net_kernel is suspended, so that
+    // its answer to our attempt comes only after we have read erl's (without that, which of the
+    // two our loop handles first is up to epoll, see the note below).
+    ASSERT_EQ(erl.eval("spawn(fun() -> net_kernel:connect_node(Cpp) end), ok."), "ok");
+    EXPECT_TRUE(eventually([&] { return unread_bytes_on_port(cpp.port()); }))
+        << "erl's send_name did not arrive";
+    ASSERT_EQ(erl.eval("sys:suspend(net_kernel)."), "ok");
     go->set_value();
-    ASSERT_EQ(pending, "pending");
     ASSERT_EQ(connected.wait_for(2 * wait_limit), std::future_status::ready);
     EXPECT_EQ(connected.get(), true);
+    // We have settled erl's attempt (refused it, or taken it instead of ours).
+    EXPECT_TRUE(cpp.await_log(GetParam().ours_kept
+                                  ? std::vector<std::string>{"handshake from " + erl_name,
+                                                             "refused", "status nok"}
+                                  : std::vector<std::string>{"simultaneous connect: keeping the "
+                                                             "peer's"})
+                    .has_value())
+        << cpp.log_text();
+    ASSERT_EQ(erl.eval("sys:resume(net_kernel)."), "ok");
 
     EXPECT_TRUE(erl.wait_for("inbox queued_before_up", wait_limit)) << cpp.log_text();
     EXPECT_EQ(erl.eval("net_adm:ping(Cpp)."), "pong") << cpp.log_text();
@@ -946,13 +985,10 @@ TEST_P(DistributionErlangSimultaneousTest, shouldEndWithOneWorkingConnectionWhen
     EXPECT_EQ(cpp.await_journal("ping", 1), std::vector<std::string>{"pong"});
     // One connection came up, the one OTP's rule picks, and none went down.
     const std::string log = cpp.log_text();
-    if (GetParam().ours_kept) {
-        EXPECT_TRUE(contains(log, "handshake from " + erl_name + " refused")) << log;
-        EXPECT_TRUE(contains(log, "connection to " + erl_name + " up")) << log;
-    } else {
-        EXPECT_TRUE(contains(log, "simultaneous connect: keeping the peer's")) << log;
-        EXPECT_TRUE(contains(log, "connection from " + erl_name + " up")) << log;
-    }
+    EXPECT_TRUE(
+        contains(log, std::string(GetParam().ours_kept ? "connection to " : "connection from ") +
+                          erl_name + " up"))
+        << log;
     EXPECT_FALSE(contains(log, " down: ")) << log;
 }
 
