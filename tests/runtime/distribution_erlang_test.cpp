@@ -572,7 +572,7 @@ class DistributionErlangTest : public ::testing::Test {
     std::vector<std::filesystem::path> temporary_files_;  // removed at TearDown
 };
 
-// --- 1. ping, nodes() ------------------------------------------------------------------------
+// --- 1. ping, nodes(), calls from C++ ---------------------------------------------------------
 
 TEST_F(DistributionErlangTest, shouldAnswerPongAndBeListedInNodesWhenErlangPingsAVisibleNode) {
     auto& cpp = start_cpp();
@@ -905,6 +905,8 @@ TEST_F(DistributionErlangTest, shouldReplyBadargWhenErlangSpawnsAFunctionThatIsN
                        "timeout end."),
               "true");
 }
+
+// --- both nodes connect at once -----------------------------------------------------------------
 
 // Both nodes connect at once: our loop is held while erl starts connecting (its send_name waits
 // in our accept queue), then we connect before handling it. OTP and we must settle it the same
