@@ -290,6 +290,18 @@ void distribution::accept_ready() {
 
 // -- the socket -----------------------------------------------------------------------------------
 
+namespace {
+
+// Whether the acceptor answered our send_name with "nok": it is connecting to us at the same
+// time and keeps its own attempt (its name is greater).
+[[nodiscard]] bool refused_as_simultaneous(const dist::handshake& hs) {
+    return hs.error() == dist::handshake_errc::refused &&
+           hs.error_detail().ends_with(
+               "(status " + std::string(dist::status_text(dist::handshake_status::nok)) + ")");
+}
+
+}  // namespace
+
 void distribution::socket_ready(int fd) {
     auto found = state_->by_fd.find(fd);
     if (found == state_->by_fd.end()) {
@@ -379,14 +391,24 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
                 }
                 continue;
             case dist::handshake_state::failed: {
-                queue_bytes(c, c.handshake->take_output());
-                (void)flush(c);
                 const auto& peer = c.handshake->peer_name();
-                close_connection(c,
-                                 "handshake " + std::string(c.initiated ? "to " : "from ") +
-                                     (peer.empty() ? std::string("unknown node") : peer) +
-                                     " refused: " + c.handshake->error_detail(),
-                                 true);
+                const std::string why = "handshake " + std::string(c.initiated ? "to " : "from ") +
+                                        (peer.empty() ? std::string("unknown node") : peer) +
+                                        " refused: " + c.handshake->error_detail();
+                queue_bytes(c, c.handshake->take_output());
+                if (!flush(c)) {
+                    return false;  // closed (and logged) by flush
+                }
+                if (c.initiated && refused_as_simultaneous(*c.handshake)) {
+                    // As OTP's initiator (dist_util:recv_status), wait: the peer, whose name
+                    // is greater, is connecting to us too, and its attempt takes this one's
+                    // place with what was queued here (decide_status); the set-up deadline
+                    // ends it otherwise, with noconnection for its links and monitors.
+                    host_->unwatch_fd(c.fd);
+                    log("distribution: " + why + "; waiting for its own connection");
+                    return false;
+                }
+                close_connection(c, why, true);
                 return false;
             }
             case dist::handshake_state::done:
