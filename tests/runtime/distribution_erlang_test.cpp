@@ -1001,6 +1001,60 @@ INSTANTIATE_TEST_SUITE_P(NameOrder, DistributionErlangSimultaneousTest,
                              return std::string(test_info.param.erlang_alive);
                          });
 
+// The race the note above describes, made to happen: erl's own attempt is pending but stuck in
+// its EPMD lookup (epmd stopped) while it answers ours with nok; only then does its attempt
+// reach us. Our attempt must wait for it, as OTP's does, and hand over what it queued.
+TEST_F(DistributionErlangTest, shouldHandOverWhatWasQueuedWhenTheGreaterPeerSaysNokFirst) {
+    auto& cpp = start_cpp();
+    auto& erl = start_erlang("e1");  // e1 > cpp: erl keeps its own attempt
+    const std::string erl_name = node_name("e1");
+    ASSERT_EQ(erl.eval("register(inbox, spawn(fun() -> receive M -> io:format(\"inbox ~p~n\", "
+                       "[M]) end end)), ok."),
+              "ok");
+
+    // Our attempt: looked up in epmd and connecting, a message queued on it; the loop is held
+    // until erl's attempt is pending.
+    auto held = std::make_shared<std::promise<void>>();
+    auto go = std::make_shared<std::promise<void>>();
+    auto held_future = held->get_future();
+    auto connected = std::async(std::launch::async, [&cpp, erl_name, held, go] {
+        return cpp.run_on(
+            [erl_name, held, go](world& w) {
+                const atom peer = w.host.a(erl_name);
+                const bool started = w.dist.connect(peer);
+                (void)w.host.spawn([peer](process& self) {
+                    self.send(self.host().a("inbox"), peer, self.host().a("queued_before_up"));
+                });
+                held->set_value();
+                return started &&
+                       go->get_future().wait_for(wait_limit) == std::future_status::ready;
+            },
+            2 * wait_limit);
+    });
+    ASSERT_EQ(held_future.wait_for(wait_limit), std::future_status::ready);
+    epmd_->kill(SIGSTOP);
+    const std::string pending = erl.eval(
+        "spawn(fun() -> net_kernel:connect_node(Cpp) end), (fun Pending(0) -> not_pending; "
+        "Pending(N) -> case ets:lookup(sys_dist, Cpp) of [] -> timer:sleep(10), Pending(N - 1); "
+        "_ -> pending end end)(500).");
+    go->set_value();
+    const auto waiting = cpp.await_log({"handshake to " + erl_name, "status nok", "waiting"});
+    epmd_->kill(SIGCONT);
+    ASSERT_EQ(pending, "pending");
+    ASSERT_EQ(connected.wait_for(2 * wait_limit), std::future_status::ready);
+    EXPECT_EQ(connected.get(), true);
+    EXPECT_TRUE(waiting.has_value()) << cpp.log_text();
+
+    EXPECT_TRUE(erl.wait_for("inbox queued_before_up", wait_limit)) << cpp.log_text();
+    EXPECT_TRUE(cpp.await_log({"simultaneous connect: keeping the peer's"}).has_value())
+        << cpp.log_text();
+    EXPECT_TRUE(cpp.await_log({"connection from " + erl_name + " up"}).has_value())
+        << cpp.log_text();
+    EXPECT_EQ(erl.eval("net_adm:ping(Cpp)."), "pong");
+    EXPECT_TRUE(eventually([&] { return cpp.connection_count() == 1; })) << cpp.log_text();
+    EXPECT_FALSE(contains(cpp.log_text(), " down: ")) << cpp.log_text();
+}
+
 // --- 4. a node dies ------------------------------------------------------------------------
 
 TEST_F(DistributionErlangTest, shouldGiveErlangNodedownAndNoconnectionWhenTheCppNodeIsKilled) {

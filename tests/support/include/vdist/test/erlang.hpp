@@ -51,6 +51,12 @@ class private_epmd {
     }
 
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+    /// Sends `signal` to the epmd process (SIGSTOP makes every lookup wait, SIGCONT resumes).
+    void kill(int signal) noexcept {
+        if (process_) {
+            process_->kill(signal);
+        }
+    }
 
     /// Whether it answers a NAMES_REQ (a whole request: a bare connection makes it log "got
     /// partial packet").
