@@ -913,10 +913,8 @@ TEST_F(DistributionErlangTest, shouldReplyBadargWhenErlangSpawnsAFunctionThatIsN
 // way: the node with the greater name keeps its own attempt and answers nok to the other's,
 // the other gives way (ok_simultaneous), whichever name is greater: a1 < cpp < e1.
 //
-// Note: OTP's initiator that gets nok waits for the other's attempt to replace it
-// (dist_util:recv_status); ours fails at once, dropping what it queued and firing noconnection.
-// So if the greater peer's nok reached us before we read its send_name, the queued message
-// would be lost; the test holds erl's net_kernel so that it cannot answer before we have read.
+// Which of the two sockets our loop reads first is up to epoll, so the test holds erl's
+// net_kernel until we have read erl's attempt; the other order is the next test's.
 struct simultaneous_case {
     const char* erlang_alive;
     bool ours_kept;  // our attempt (initiated) is the one that stays
@@ -959,8 +957,7 @@ TEST_P(DistributionErlangSimultaneousTest, shouldEndWithOneWorkingConnectionWhen
     });
     ASSERT_EQ(held_future.wait_for(wait_limit), std::future_status::ready);
     // erl's send_name waits unread in our socket; then erl's net_kernel is suspended, so that
-    // its answer to our attempt comes only after we have read erl's (without that, which of the
-    // two our loop handles first is up to epoll, see the note below).
+    // its answer to our attempt comes only after we have read erl's.
     ASSERT_EQ(erl.eval("spawn(fun() -> net_kernel:connect_node(Cpp) end), ok."), "ok");
     EXPECT_TRUE(eventually([&] { return unread_bytes_on_port(cpp.port()); }))
         << "erl's send_name did not arrive";
@@ -1001,9 +998,9 @@ INSTANTIATE_TEST_SUITE_P(NameOrder, DistributionErlangSimultaneousTest,
                              return std::string(test_info.param.erlang_alive);
                          });
 
-// The race the note above describes, made to happen: erl's own attempt is pending but stuck in
-// its EPMD lookup (epmd stopped) while it answers ours with nok; only then does its attempt
-// reach us. Our attempt must wait for it, as OTP's does, and hand over what it queued.
+// The other order: erl's own attempt is pending but stuck in its EPMD lookup (epmd stopped)
+// while it answers ours with nok; only then does its attempt reach us. Our attempt must wait
+// for it, as OTP's does (dist_util:recv_status), and hand over what it queued.
 TEST_F(DistributionErlangTest, shouldHandOverWhatWasQueuedWhenTheGreaterPeerSaysNokFirst) {
     auto& cpp = start_cpp();
     auto& erl = start_erlang("e1");  // e1 > cpp: erl keeps its own attempt
