@@ -387,17 +387,22 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
                 continue;
             case dist::handshake_state::failed: {
                 if (c.initiated && c.handshake->received_status() == dist::handshake_status::nok) {
+                    // As OTP's initiator (dist_util:recv_status), wait: the peer, whose name
+                    // is greater, is connecting to us too, and its attempt takes this one's
+                    // place with what was queued here (decide_status); the set-up deadline
+                    // ends it otherwise, with noconnection for its links and monitors.
                     await_peer(c);
                     return false;
                 }
-                queue_bytes(c, c.handshake->take_output());
-                (void)flush(c);
                 const auto& peer = c.handshake->peer_name();
-                close_connection(c,
-                                 "handshake " + std::string(c.initiated ? "to " : "from ") +
-                                     (peer.empty() ? std::string("unknown node") : peer) +
-                                     " refused: " + c.handshake->error_detail(),
-                                 true);
+                const std::string why = "handshake " + std::string(c.initiated ? "to " : "from ") +
+                                        (peer.empty() ? std::string("unknown node") : peer) +
+                                        " refused: " + c.handshake->error_detail();
+                queue_bytes(c, c.handshake->take_output());
+                if (!flush(c)) {
+                    return false;  // closed (and logged) by flush
+                }
+                close_connection(c, why, true);
                 return false;
             }
             case dist::handshake_state::done:
@@ -419,8 +424,8 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
 // Our attempt lost a simultaneous connect: the peer's attempt, on its way to us, carries the
 // connection. What we queued waits for it (OTP keeps it in the node's dist entry likewise).
 void distribution::await_peer(connection& c) {
-    log("distribution: simultaneous connect with " + std::string(c.peer.text()) +
-        ": waiting for its connection");
+    log("distribution: handshake to " + std::string(c.peer.text()) +
+        " refused: " + c.handshake->error_detail() + "; waiting for its own connection");
     host_->unwatch_fd(c.fd);
     ::close(c.fd);
     if (c.setup_timer != 0) {
@@ -459,7 +464,7 @@ dist::handshake_status distribution::decide_status(connection& c) {
         // for.
         c.pending = std::move(other->pending);
         state_->by_node[name] = &c;
-        close_connection(*other, "simultaneous connect: the peer's connection arrived", false);
+        close_connection(*other, "simultaneous connect: keeping the peer's", false);
         return dist::handshake_status::ok;
     }
     if (other->up) {
@@ -467,8 +472,9 @@ dist::handshake_status distribution::decide_status(connection& c) {
         // connection_up() then retires the old one.
         return dist::handshake_status::alive;
     }
-    // Both sides are connecting: the greater name keeps the other's attempt.
-    if (host_->name().text() > name) {
+    // Both sides are connecting: the greater name keeps its own attempt and refuses the
+    // other's (OTP's net_kernel: MyNode > Node -> nok_pending, else ok_pending).
+    if (host_->name().text() < name) {
         // Our attempt gives way; what it queued moves to this connection.
         c.pending = std::move(other->pending);
         state_->by_node[name] = &c;

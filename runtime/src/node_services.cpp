@@ -171,6 +171,22 @@ std::shared_ptr<rpc_functions> rpc_functions::with_builtins(distribution* dist) 
                    }
                    return term(static_cast<std::int64_t>(caller.host().process_count()));
                });
+    // What a peer needs to link to or monitor a registered process by pid
+    // (rpc:call(N, erlang, whereis, [echo])).
+    table->add("erlang", "whereis",
+               [arity](process& caller, const list& args) -> std::expected<term, term> {
+                   if (auto ok = arity(caller, args, 1); !ok) {
+                       return std::unexpected(ok.error());
+                   }
+                   const auto* name = args.elements[0].get_if<atom>();
+                   if (name == nullptr) {
+                       return std::unexpected(term(caller.host().a("badarg")));
+                   }
+                   if (const auto found = caller.host().whereis(*name)) {
+                       return term(*found);
+                   }
+                   return term(caller.host().a("undefined"));
+               });
     table->add("lists", "reverse",
                [arity](process& caller, const list& args) -> std::expected<term, term> {
                    if (auto ok = arity(caller, args, 1); !ok) {

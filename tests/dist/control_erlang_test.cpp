@@ -28,18 +28,7 @@ using namespace test_cases;
 
 const std::filesystem::path control_script = VDIST_CONTROL_SCRIPT;
 
-// `name` found on PATH, or empty.
-[[nodiscard]] std::string on_path(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream directories(path != nullptr ? path : "");
-    for (std::string directory; std::getline(directories, directory, ':');) {
-        const auto candidate = std::filesystem::path(directory) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-    }
-    return {};
-}
+using test::on_path;
 
 [[nodiscard]] bytes from_hex(const std::string& hex) {
     bytes out;

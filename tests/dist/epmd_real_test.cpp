@@ -25,6 +25,8 @@
 
 #include "vdist/dist/epmd.hpp"
 #include "vdist/test/child_process.hpp"
+#include "vdist/test/eventually.hpp"
+#include "vdist/test/socket.hpp"
 
 namespace vdist::dist {
 namespace {
@@ -37,44 +39,9 @@ using name_list = std::vector<std::pair<std::string, std::uint16_t>>;
 constexpr auto request_timeout = 5s;
 constexpr const char* localhost = "127.0.0.1";
 
-// `name` found on PATH, or empty.
-[[nodiscard]] std::string on_path(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream directories(path != nullptr ? path : "");
-    for (std::string directory; std::getline(directories, directory, ':');) {
-        const auto candidate = std::filesystem::path(directory) / name;
-        if (!directory.empty() && ::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-    }
-    return {};
-}
-
-/// A port on 127.0.0.1 where nothing listens now (bound, then released).
-[[nodiscard]] std::uint16_t free_port() {
-    const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    (void)::bind(s, reinterpret_cast<sockaddr*>(&address), length);
-    (void)::getsockname(s, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(s);
-    return ntohs(address.sin_port);
-}
-
-/// Polls `condition` every 20 ms for at most `limit`; true once it holds.
-template <class Condition>
-[[nodiscard]] bool eventually(Condition condition, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
+using test::eventually;
+using test::free_port;
+using test::on_path;
 
 /// `epmd -port P -kill`: stops the EPMD on P (refused while nodes are registered, unless that
 /// EPMD runs with -relaxed_command_check). True if it answered "Killed".

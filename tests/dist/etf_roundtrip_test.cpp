@@ -31,18 +31,7 @@ const std::filesystem::path roundtrip_script = VDIST_ROUNDTRIP_SCRIPT;
 constexpr int seed = 20261127;
 constexpr int term_count = 3000;
 
-// `name` found on PATH, or empty.
-[[nodiscard]] std::string on_path(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream directories(path != nullptr ? path : "");
-    for (std::string directory; std::getline(directories, directory, ':');) {
-        const auto candidate = std::filesystem::path(directory) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-    }
-    return {};
-}
+using test::on_path;
 
 // Records of `<<Len:32/big, Etf:Len/binary>>`.
 [[nodiscard]] std::vector<std::vector<std::byte>> read_records(const std::filesystem::path& file) {

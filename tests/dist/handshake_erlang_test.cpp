@@ -9,21 +9,12 @@
 // Every wait is bounded (poll timeouts; erl halts itself after a minute); erl and epmd are
 // children of the test, killed and reaped when each test ends, pass or fail.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -31,6 +22,9 @@
 #include "vdist/dist/protocol.hpp"
 #include "vdist/test/bytes.hpp"
 #include "vdist/test/child_process.hpp"
+#include "vdist/test/erlang.hpp"
+#include "vdist/test/handshake_driver.hpp"
+#include "vdist/test/socket.hpp"
 
 namespace vdist::dist {
 namespace {
@@ -43,222 +37,20 @@ constexpr auto erlang_timeout = 30s;  // erl starting, or printing what it did
 constexpr const char* cookie = "secret";
 constexpr const char* cpp_node = "cpp@127.0.0.1";
 
-// `name` found on PATH, or empty.
-[[nodiscard]] std::string on_path(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream directories(path != nullptr ? path : "");
-    for (std::string directory; std::getline(directories, directory, ':');) {
-        const auto candidate = std::filesystem::path(directory) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-    }
-    return {};
+using test::accept_from;
+using test::connect_to;
+using test::fd_guard;
+using test::free_port;
+using test::listen_on;
+using test::on_path;
+using test::port_of;
+using test::read_exactly;
+using test::send_all;
+
+/// Drives `hs` over `fd` with every read bounded by io_timeout.
+[[nodiscard]] test::drive_outcome drive(handshake& hs, int fd, bytes pending = {}) {
+    return test::drive(hs, fd, io_timeout, std::move(pending));
 }
-
-// --- sockets -----------------------------------------------------------------------------
-
-/// An owned file descriptor.
-class fd_guard {
-  public:
-    fd_guard() = default;
-    explicit fd_guard(int fd) : fd_(fd) {}
-    fd_guard(fd_guard&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    fd_guard& operator=(fd_guard&& other) noexcept {
-        std::swap(fd_, other.fd_);
-        return *this;
-    }
-    ~fd_guard() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
-
-  private:
-    int fd_ = -1;
-};
-
-[[nodiscard]] sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
-}
-
-/// A TCP socket listening on 127.0.0.1:`port` (0: any free port).
-[[nodiscard]] fd_guard listen_on(std::uint16_t port) {
-    fd_guard fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int on = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    const auto address = loopback(port);
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(fd.get(), 4) != 0) {
-        return {};
-    }
-    return fd;
-}
-
-[[nodiscard]] std::uint16_t port_of(int fd) {
-    sockaddr_in address{};
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    return ntohs(address.sin_port);
-}
-
-/// A port nobody listens on right now (the kernel's pick; another process could take it
-/// before us, which a test then reports as a failure to start).
-[[nodiscard]] std::uint16_t free_port() {
-    const auto fd = listen_on(0);
-    return fd.valid() ? port_of(fd.get()) : 0;
-}
-
-/// A connection to 127.0.0.1:`port`, retried until `timeout` (the server may be starting).
-[[nodiscard]] fd_guard connect_to(std::uint16_t port, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    do {
-        fd_guard fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const auto address = loopback(port);
-        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
-            return fd;
-        }
-        std::this_thread::sleep_for(20ms);
-    } while (std::chrono::steady_clock::now() < deadline);
-    return {};
-}
-
-/// A connection accepted on `listener` within `timeout`.
-[[nodiscard]] fd_guard accept_from(int listener, std::chrono::milliseconds timeout) {
-    pollfd ready{listener, POLLIN, 0};
-    if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) {
-        return {};
-    }
-    return fd_guard(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-}
-
-[[nodiscard]] bool send_all(int fd, std::span<const std::byte> data) {
-    while (!data.empty()) {
-        const ssize_t sent = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-        if (sent <= 0) {
-            return false;
-        }
-        data = data.subspan(static_cast<std::size_t>(sent));
-    }
-    return true;
-}
-
-/// What arrived: bytes, an empty vector at end of stream (or a reset), nullopt on timeout.
-[[nodiscard]] std::optional<bytes> read_some(int fd, std::chrono::milliseconds timeout) {
-    pollfd ready{fd, POLLIN, 0};
-    if (::poll(&ready, 1, static_cast<int>(timeout.count())) != 1) {
-        return std::nullopt;
-    }
-    bytes buffer(4096);
-    const ssize_t got = ::recv(fd, buffer.data(), buffer.size(), 0);
-    buffer.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
-    return buffer;
-}
-
-/// Exactly `count` bytes, or nullopt.
-[[nodiscard]] std::optional<bytes> read_exactly(int fd, std::size_t count) {
-    bytes out;
-    while (out.size() < count) {
-        pollfd ready{fd, POLLIN, 0};
-        if (::poll(&ready, 1, static_cast<int>(std::chrono::milliseconds(io_timeout).count())) !=
-            1) {
-            return std::nullopt;
-        }
-        bytes buffer(count - out.size());
-        const ssize_t got = ::recv(fd, buffer.data(), buffer.size(), 0);
-        if (got <= 0) {
-            return std::nullopt;
-        }
-        out.insert(out.end(), buffer.begin(), buffer.begin() + got);
-    }
-    return out;
-}
-
-/// How driving a handshake over a socket ended.
-struct drive_outcome {
-    bool peer_closed = false;  // end of stream while the handshake was still in progress
-    bool timed_out = false;
-    bytes leftover;  // read but not consumed (after done: the connection's)
-};
-
-/// Sends what `hs` has to say and feeds it what arrives until it leaves in_progress (done,
-/// failed, needs_*), the peer closes, or a read times out.
-[[nodiscard]] drive_outcome drive(handshake& hs, int fd, bytes pending = {}) {
-    drive_outcome outcome;
-    for (;;) {
-        const bytes out = hs.take_output();
-        if (!out.empty()) {
-            EXPECT_TRUE(send_all(fd, out));
-        }
-        if (hs.state() != handshake_state::in_progress) {
-            outcome.leftover = std::move(pending);
-            return outcome;
-        }
-        if (!pending.empty()) {
-            const std::size_t used = hs.feed(pending);
-            pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
-            continue;
-        }
-        const auto arrived = read_some(fd, io_timeout);
-        if (!arrived) {
-            outcome.timed_out = true;
-            return outcome;
-        }
-        if (arrived->empty()) {
-            outcome.peer_closed = true;
-            return outcome;
-        }
-        pending = *arrived;
-    }
-}
-
-// --- epmd and erl --------------------------------------------------------------------------
-
-/// One `erl` node: started with `ERL_EPMD_PORT` pointing at the private epmd; what it prints
-/// is collected as it comes.
-class erlang_node {
-  public:
-    erlang_node(std::uint16_t epmd_port, const std::vector<std::string>& args)
-        : process_("/usr/bin/env", with_env(epmd_port, args)) {}
-
-    /// Waits until erl has printed `text` (true), or `timeout` passed or erl closed its
-    /// stdout (false).
-    bool wait_for(std::string_view text, std::chrono::milliseconds timeout = erlang_timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (output_.find(text) == std::string::npos) {
-            if (std::chrono::steady_clock::now() >= deadline) {
-                return false;
-            }
-            output_ += process_.output(200ms);
-            if (process_.wait(0ms)) {
-                output_ += process_.output(200ms);
-                return output_.find(text) != std::string::npos;
-            }
-        }
-        return true;
-    }
-
-    [[nodiscard]] const std::string& output() const noexcept { return output_; }
-
-  private:
-    static std::vector<std::string> with_env(std::uint16_t epmd_port,
-                                             const std::vector<std::string>& args) {
-        // -start_epmd false: ours is running; erl would otherwise try `epmd -daemon`.
-        std::vector<std::string> all{"ERL_EPMD_PORT=" + std::to_string(epmd_port), "erl",
-                                     "-start_epmd", "false"};
-        all.insert(all.end(), args.begin(), args.end());
-        return all;
-    }
-
-    test::child_process process_;
-    std::string output_;
-};
 
 // Halts erl after a minute whatever happens (the watchdog of a test that hangs or crashes).
 constexpr const char* erlang_watchdog = "spawn(fun() -> receive after 60000 -> halt() end end), ";
@@ -277,12 +69,10 @@ class HandshakeErlangTest : public ::testing::Test {
         if (on_path("erl").empty() || on_path("epmd").empty()) {
             GTEST_SKIP() << "erl and epmd (Debian erlang-nox) are not installed";
         }
-        epmd_port_ = free_port();
-        ASSERT_NE(epmd_port_, 0);
         // In the foreground, as our child: its pid is ours to kill, with no daemon to find.
-        epmd_.emplace(on_path("epmd"), std::vector<std::string>{"-port", std::to_string(epmd_port_),
-                                                                "-relaxed_command_check"});
-        ASSERT_TRUE(epmd_answers()) << "epmd did not start";
+        epmd_.emplace();
+        epmd_port_ = epmd_->port();
+        ASSERT_TRUE(epmd_->answers()) << "epmd did not start";
     }
 
     void TearDown() override {
@@ -316,14 +106,6 @@ class HandshakeErlangTest : public ::testing::Test {
                                 cpp_node + "')]), receive after infinity -> ok end."});
     }
 
-    /// Whether the private epmd answers a NAMES_REQ (a whole request: a bare connection
-    /// makes it log "got partial packet").
-    [[nodiscard]] bool epmd_answers() const {
-        const fd_guard epmd = connect_to(epmd_port_, io_timeout);
-        return epmd.valid() && send_all(epmd.get(), test::wire({0, 1, 'n'})) &&
-               read_exactly(epmd.get(), 4).has_value();  // EPMDPortNo:32, then the names
-    }
-
     /// Registers "cpp" at `port` in the private epmd (ALIVE2_REQ, dist-anchors.md §4); the
     /// registration lasts as long as the returned socket. Our creation goes to `creation`.
     fd_guard register_cpp(std::uint16_t port, std::uint32_t& creation) {
@@ -339,7 +121,7 @@ class HandshakeErlangTest : public ::testing::Test {
             request);
         EXPECT_TRUE(send_all(epmd.get(), framed));
         // ALIVE2_X_RESP: 'v' Result:8 Creation:32
-        const auto reply = read_exactly(epmd.get(), 6);
+        const auto reply = read_exactly(epmd.get(), 6, io_timeout);
         EXPECT_TRUE(reply && (*reply)[0] == std::byte{'v'} && (*reply)[1] == std::byte{0});
         creation = 0;
         if (reply) {
@@ -360,8 +142,8 @@ class HandshakeErlangTest : public ::testing::Test {
     }
 
     std::uint16_t epmd_port_ = 0;
-    std::optional<test::child_process> epmd_;
-    std::optional<erlang_node> erlang_;
+    std::optional<test::private_epmd> epmd_;
+    std::optional<test::erlang_node> erlang_;
 };
 
 // --- our initiator, erl accepting --------------------------------------------------------

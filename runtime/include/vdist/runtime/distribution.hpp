@@ -20,7 +20,8 @@
 /// bounded by `epmd_timeout`), connects without blocking, and queues what is sent until the
 /// handshake is done; a failed set-up drops the queue and fires `noconnection` for the links
 /// and monitors taken meanwhile. Simultaneous connects are resolved as OTP does (the node with
-/// the greater name keeps the other's attempt: `ok_simultaneous`; the other answers `nok`).
+/// the greater name keeps its own attempt and answers `nok` to the other's; the other keeps
+/// the greater's: `ok_simultaneous`, and an attempt answered `nok` waits for it).
 ///
 /// Incoming control messages become the node's `*_from_remote` calls. The peer is untrusted:
 /// a malformed packet, a bad handshake or a peer silent for net_ticktime ends its connection

@@ -35,8 +35,8 @@ using rpc_function =
 /// C++ functions by `module:function` (any arity: the function checks its arguments).
 class rpc_functions {
   public:
-    /// The built-in ones: erlang:node/0, erlang:nodes/0, vdist:echo/1, vdist:processes/0,
-    /// lists:reverse/1.
+    /// The built-in ones: erlang:node/0, erlang:nodes/0, erlang:whereis/1, vdist:echo/1,
+    /// vdist:processes/0, lists:reverse/1.
     [[nodiscard]] static std::shared_ptr<rpc_functions> with_builtins(distribution* dist);
 
     void add(std::string_view module, std::string_view function, rpc_function f);

@@ -11,8 +11,8 @@ namespace vdist::test {
 /// FNV-1a, 64 bit, streaming.
 class fnv1a {
   public:
-    void update(std::span<const std::byte> bytes) noexcept {
-        for (std::byte b : bytes) {
+    void update(std::span<const std::byte> data) noexcept {
+        for (std::byte b : data) {
             hash_ = (hash_ ^ static_cast<std::uint64_t>(b)) * 0x100000001b3ULL;
         }
     }
