@@ -23,61 +23,13 @@
 #include "vdist/dist/epmd.hpp"
 #include "vdist/runtime/gen_server.hpp"
 #include "vdist/runtime/node_services.hpp"
-#include "vdist/test/child_process.hpp"
+#include "vdist/test/erlang.hpp"
 
 namespace vdist::runtime {
 namespace {
 
 using namespace std::chrono_literals;
 using dist::tuple;
-
-[[nodiscard]] std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
-// `program` found on PATH (child_process execs a path).
-[[nodiscard]] std::string on_path(const std::string& program) {
-    const char* path = std::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-    std::size_t start = 0;
-    while (start <= dirs.size()) {
-        const auto end = std::min(dirs.find(':', start), dirs.size());
-        const std::string candidate = dirs.substr(start, end - start) + "/" + program;
-        if (::access(candidate.c_str(), X_OK) == 0) {
-            return candidate;
-        }
-        start = end + 1;
-    }
-    return program;
-}
-
-// A private EPMD, in the foreground as this test's child: killed and reaped at the end.
-class private_epmd {
-  public:
-    private_epmd()
-        : port_(free_port()),
-          process_(on_path("epmd"), {"-port", std::to_string(port_), "-relaxed_command_check"}) {
-        for (int i = 0; i < 200; ++i) {
-            if (dist::epmd_names("127.0.0.1", 200ms, port_)) {
-                return;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-    [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-
-  private:
-    std::uint16_t port_;
-    test::child_process process_;
-};
 
 // One node with distribution, running on its own thread once started.
 class running_node {
@@ -174,7 +126,7 @@ class inbox {
 
 class DistributionTest : public ::testing::Test {
   protected:
-    private_epmd epmd_;
+    test::private_epmd epmd_;
 };
 
 TEST_F(DistributionTest, shouldConnectOnFirstSendWhenAProcessCallsAServerOfAnotherNode) {
