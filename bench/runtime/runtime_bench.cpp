@@ -57,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "vdist/bench/line_pipe.hpp"
 #include "vdist/bench/median.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/transport/unique_fd.hpp"
@@ -145,8 +146,7 @@ class beam_node {
         }
         ::close(to_child[0]);
         ::close(from_child[1]);
-        to_child_.reset(to_child[1]);
-        from_child_.reset(from_child[0]);
+        pipe_ = vdist::bench::line_pipe(to_child[1], from_child[0]);
         if (child_ < 0) {
             error_ = std::string("fork: ") + std::strerror(errno);
             return;
@@ -193,53 +193,13 @@ class beam_node {
     }
 
   private:
-    [[nodiscard]] bool write_all(std::string_view bytes) {
-        while (!bytes.empty()) {
-            const ssize_t n = ::write(to_child_.get(), bytes.data(), bytes.size());
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return false;
-            }
-            bytes.remove_prefix(static_cast<std::size_t>(n));
-        }
-        return true;
-    }
+    [[nodiscard]] bool write_all(std::string_view bytes) { return pipe_.write_all(bytes); }
 
     /// The next line of the child's output (without the newline), or nullopt on end of output
     /// or when none came within the timeout.
     [[nodiscard]] std::optional<std::string> read_line() {
-        const auto deadline = wall_clock::now() + beam_reply_timeout;
-        for (;;) {
-            if (const auto end = buffered_.find('\n'); end != std::string::npos) {
-                std::string line = buffered_.substr(0, end);
-                buffered_.erase(0, end + 1);
-                return line;
-            }
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - wall_clock::now());
-            if (left.count() <= 0) {
-                return std::nullopt;
-            }
-            pollfd readable{from_child_.get(), POLLIN, 0};
-            const int ready = ::poll(&readable, 1, static_cast<int>(left.count()));
-            if (ready < 0 && errno == EINTR) {
-                continue;
-            }
-            if (ready <= 0) {
-                return std::nullopt;
-            }
-            char chunk[512];
-            const ssize_t n = ::read(from_child_.get(), chunk, sizeof chunk);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return std::nullopt;
-            }
-            buffered_.append(chunk, static_cast<std::size_t>(n));
-        }
+        return pipe_.read_line(
+            std::chrono::duration_cast<std::chrono::milliseconds>(beam_reply_timeout));
     }
 
     /// Asks the node to quit, then kills it if it has not within two seconds; reaps it.
@@ -247,9 +207,9 @@ class beam_node {
         if (child_ <= 0) {
             return;
         }
-        if (to_child_) {
+        if (pipe_.open()) {
             (void)write_all("quit\n");
-            to_child_.reset();
+            pipe_.close_input();
         }
         const auto deadline = wall_clock::now() + std::chrono::seconds(2);
         for (;;) {
@@ -269,9 +229,7 @@ class beam_node {
     }
 
     pid_t child_ = -1;
-    unique_fd to_child_;
-    unique_fd from_child_;
-    std::string buffered_;
+    vdist::bench::line_pipe pipe_;
     std::string error_;
     std::string config_;
     std::string command_;

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "measure.hpp"
+#include "vdist/bench/line_pipe.hpp"
 #include "vdist/bench/median.hpp"
 #include "vdist/transport/unique_fd.hpp"
 
@@ -168,8 +169,7 @@ class child {
         if (pipes) {
             ::close(to_child[0]);
             ::close(from_child[1]);
-            to_child_.reset(to_child[1]);
-            from_child_.reset(from_child[0]);
+            pipe_ = line_pipe(to_child[1], from_child[0]);
         }
         if (pid_ < 0) {
             return failure("fork", std::error_code(errno, std::generic_category()));
@@ -181,55 +181,11 @@ class child {
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
     [[nodiscard]] bool running() const noexcept { return pid_ > 0; }
 
-    [[nodiscard]] bool write_line(std::string_view line) {
-        std::string text(line);
-        text.push_back('\n');
-        std::string_view rest = text;
-        while (!rest.empty()) {
-            const ssize_t n = ::write(to_child_.get(), rest.data(), rest.size());
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return false;
-            }
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-        return true;
-    }
+    [[nodiscard]] bool write_line(std::string_view line) { return pipe_.write_line(line); }
 
     /// The next line of the child's output, or nullopt at its end or after `timeout`.
     [[nodiscard]] std::optional<std::string> read_line(std::chrono::milliseconds timeout) {
-        const auto deadline = steady::now() + timeout;
-        for (;;) {
-            if (const auto end = buffered_.find('\n'); end != std::string::npos) {
-                std::string line = buffered_.substr(0, end);
-                buffered_.erase(0, end + 1);
-                return line;
-            }
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
-            if (left.count() <= 0 || !from_child_) {
-                return std::nullopt;
-            }
-            pollfd readable{from_child_.get(), POLLIN, 0};
-            const int ready = ::poll(&readable, 1, static_cast<int>(left.count()));
-            if (ready < 0 && errno == EINTR) {
-                continue;
-            }
-            if (ready <= 0) {
-                return std::nullopt;
-            }
-            char chunk[65536];
-            const ssize_t n = ::read(from_child_.get(), chunk, sizeof chunk);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return std::nullopt;
-            }
-            buffered_.append(chunk, static_cast<std::size_t>(n));
-        }
+        return pipe_.read_line(timeout);
     }
 
     /// Closes its input (agents then quit), waits up to `grace`, kills it, reaps it.
@@ -237,9 +193,9 @@ class child {
         if (pid_ <= 0) {
             return;
         }
-        if (to_child_) {
+        if (pipe_.open()) {
             (void)write_line("quit");
-            to_child_.reset();
+            pipe_.close_input();
         }
         const auto deadline = steady::now() + grace;
         for (;;) {
@@ -257,14 +213,12 @@ class child {
         }
         forget_child(pid_);
         pid_ = -1;
-        from_child_.reset();
+        pipe_.close();
     }
 
   private:
     pid_t pid_ = -1;
-    unique_fd to_child_;
-    unique_fd from_child_;
-    std::string buffered_;
+    line_pipe pipe_;
 };
 
 // --- epmd ----------------------------------------------------------------------------------
