@@ -571,8 +571,7 @@ class tuple_writer {
 
 }  // namespace
 
-packet_writer::packet_writer(std::uint64_t flags, atom_table& /*atoms*/)
-    : flags_(flags), empty_() {}
+packet_writer::packet_writer(std::uint64_t flags) : flags_(flags), empty_() {}
 
 std::expected<void, packet_error> packet_writer::write(std::vector<std::byte>& out,
                                                        const control_message& message) {

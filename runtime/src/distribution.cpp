@@ -82,7 +82,7 @@ struct distribution::state {
     bool flush_scheduled = false;
     std::mt19937 random{std::random_device{}()};
     int next_placeholder = 0;  // keys (negative) of connections without a socket
-    atom empty, badarg, link, monitor;
+    atom badarg, link, monitor;
 };
 
 // -- setting up ---------------------------------------------------------------------------------
@@ -97,7 +97,6 @@ distribution::distribution(node& host, distribution_config config)
             std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
         };
     }
-    state_->empty = host.a("");
     state_->badarg = host.a("badarg");
     state_->link = host.a("link");
     state_->monitor = host.a("monitor");
@@ -491,7 +490,7 @@ void distribution::connection_up(connection& c) {
     c.peer_hidden = result.peer_hidden();
     c.up = true;
     c.reader.emplace(c.flags, host_->atoms(), config_.limits);
-    c.writer.emplace(c.flags, host_->atoms());
+    c.writer.emplace(c.flags);
     if (c.setup_timer != 0) {
         host_->cancel_callback(c.setup_timer);
         c.setup_timer = 0;

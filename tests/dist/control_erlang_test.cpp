@@ -68,7 +68,7 @@ class ControlErlangTest : public ::testing::Test {
     /// `message` written under `flags` (pass-through).
     [[nodiscard]] bytes written(const control_message& message, std::uint64_t flags) {
         bytes out;
-        auto result = packet_writer(flags, atoms).write(out, message);
+        auto result = packet_writer(flags).write(out, message);
         EXPECT_TRUE(result) << (result ? "" : result.error().detail);
         return out;
     }

@@ -65,7 +65,7 @@ class ControlCaseTest : public ::testing::TestWithParam<std::tuple<std::size_t, 
 
     [[nodiscard]] bytes written(const control_message& m) {
         bytes out;
-        packet_writer writer(flags, atoms);
+        packet_writer writer(flags);
         auto result = writer.write(out, m);
         EXPECT_TRUE(result) << (result ? "" : result.error().detail);
         return out;
@@ -83,7 +83,7 @@ TEST_P(ControlCaseTest, shouldWriteExactlyTheExpectedPacketWhenGivenTheMessage) 
 
 TEST_P(ControlCaseTest, shouldAppendAfterWhatTheBufferHoldsWhenWriting) {
     bytes out = wire({1, 2, 3});
-    packet_writer writer(flags, atoms);
+    packet_writer writer(flags);
     ASSERT_TRUE(writer.write(out, c.message));
     ASSERT_TRUE(writer.write(out, c.message));
     EXPECT_EQ(out, cat({wire({1, 2, 3}), expected(), expected()}));
@@ -152,7 +152,7 @@ TEST_F(PacketWriterTest, shouldWriteFourZeroBytesWhenWritingATick) {
 TEST_F(PacketWriterTest, shouldFailAndLeaveTheBufferUnchangedWhenAPayloadIsNotEncodable) {
     for (const std::uint64_t flags : {std::uint64_t{0}, DFLAG_DIST_HDR_ATOM_CACHE}) {
         bytes out = wire({1, 2, 3});
-        packet_writer writer(flags, atoms);
+        packet_writer writer(flags);
         const double nan = std::numeric_limits<double>::quiet_NaN();
         auto result = writer.write(out, send_message{std::nullopt, v.remote, tuple{v.hello, nan}});
         ASSERT_FALSE(result);
@@ -163,7 +163,7 @@ TEST_F(PacketWriterTest, shouldFailAndLeaveTheBufferUnchangedWhenAPayloadIsNotEn
 
 TEST_F(PacketWriterTest, shouldFailAndLeaveTheBufferUnchangedWhenAReferenceHasTooManyWords) {
     bytes out = wire({7});
-    packet_writer writer(DFLAG_DIST_HDR_ATOM_CACHE, atoms);
+    packet_writer writer(DFLAG_DIST_HDR_ATOM_CACHE);
     reference huge = v.ref;
     huge.words.assign(6, 1);
     auto result = writer.write(out, monitor_message{v.local, v.remote, huge, false});
@@ -175,7 +175,7 @@ TEST_F(PacketWriterTest, shouldFailAndLeaveTheBufferUnchangedWhenAReferenceHasTo
 TEST_F(PacketWriterTest, shouldCarryALargeBinaryWhole) {
     const bytes big(std::size_t{1} << 20, std::byte{0x5a});
     bytes out;
-    packet_writer writer(DFLAG_FRAGMENTS, atoms);
+    packet_writer writer(DFLAG_FRAGMENTS);
     ASSERT_TRUE(writer.write(out, send_message{std::nullopt, v.remote, binary(big)}));
     const bytes control = cat({tuple_of(3), small(2), atom_ext(""), pid_ext(v.remote)});
     EXPECT_EQ(out, header_packet(control, cat({wire({109}), be(big.size(), 4), big})));

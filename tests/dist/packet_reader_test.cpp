@@ -158,7 +158,7 @@ class PacketReaderTest : public ::testing::Test {
     [[nodiscard]] bytes as_packet(const control_message& message,
                                   std::uint64_t flags = header_flags) {
         bytes out;
-        EXPECT_TRUE(packet_writer(flags, atoms).write(out, message));
+        EXPECT_TRUE(packet_writer(flags).write(out, message));
         return out;
     }
     [[nodiscard]] packet_reader reader(std::uint64_t flags = header_flags,

@@ -75,7 +75,7 @@ void fuzz_packets(std::uint64_t flags, std::span<const std::byte> input, std::si
     limits.terms.max_new_atoms = 256;
     limits.terms.max_decompressed_bytes = 1 << 20;
     packet_reader reader(flags, atoms, limits);
-    packet_writer writer(flags, atoms);
+    packet_writer writer(flags);
     while (!input.empty()) {
         const auto piece = input.first(std::min(chunk, input.size()));
         reader.feed(piece);

@@ -168,9 +168,9 @@ using control_message =
 /// Threads: one writer per connection, used by its sending thread.
 class packet_writer {
   public:
-    /// `flags`: the negotiated flags of the connection. `atoms`: for the atoms of the control
-    /// tuples ('' and friends).
-    packet_writer(std::uint64_t flags, atom_table& atoms);
+    /// `flags`: the negotiated flags of the connection. The writer needs no atom table: the
+    /// atoms of control tuples ('' and the names in messages) are written as text.
+    explicit packet_writer(std::uint64_t flags);
 
     /// Appends one packet (4-byte length included) carrying `message` to `out` (which may
     /// already hold packets). Fails only if a term cannot be encoded (not_encodable); `out` is
