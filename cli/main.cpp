@@ -4,11 +4,13 @@
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
 //   vdist bench dist           C++ nodes against erl nodes over TCP distribution
 //   vdist node                 a standalone C++ node on TCP distribution (net_kernel, rex, echo)
+//   vdist host                 a host agent (emulated Xen host): spawn, ls, kill talk to it
 //   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
 
 #include <CLI/CLI.hpp>
 
 #include "demo.hpp"
+#include "host.hpp"
 #include "node.hpp"
 #include "term.hpp"
 #include "vdist/bench/dist_compare.hpp"
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     vdist::cli::add_demo_commands(app);
     vdist::cli::add_term_commands(app);
     vdist::cli::add_node_command(app);
+    vdist::cli::add_host_commands(app);
 
     CLI11_PARSE(app, argc, argv);
     return 0;

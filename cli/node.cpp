@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "node_agent.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
@@ -30,6 +31,7 @@ struct node_command_options {
     std::uint16_t port = 0;
     double ticktime = 60;
     std::vector<std::string> ping;
+    int agent_fd = -1;
 };
 
 void log_line(std::string_view line) {
@@ -98,8 +100,11 @@ void add_node_command(CLI::App& app) {
     auto* command = app.add_subcommand(
         "node",
         "A standalone C++ node on TCP distribution: net_kernel, rex (rpc) and an echo server");
-    command->add_option("--name", options->name, "Node name, alive@host")->required();
-    command->add_option("--cookie", options->cookie, "Magic cookie")->required();
+    command->add_option("--name", options->name, "Node name, alive@host");
+    command->add_option("--cookie", options->cookie, "Magic cookie");
+    command->add_option("--agent-fd", options->agent_fd,
+                        "Spawned by a host agent: read the configuration from this fd (the "
+                        "first channel) and nothing else from the command line");
     command->add_flag("--hidden", options->hidden,
                       "Start as a hidden node (the default; see --visible)");
     command
@@ -112,6 +117,15 @@ void add_node_command(CLI::App& app) {
         ->check(CLI::Range(1.0, 3600.0));
     command->add_option("--ping", options->ping, "Ping these nodes once started");
     command->callback([options] {
+        if (options->agent_fd >= 0) {
+            if (const int status = run_agent_node(options->agent_fd); status != 0) {
+                throw CLI::RuntimeError(status);
+            }
+            return;
+        }
+        if (options->name.empty() || options->cookie.empty()) {
+            throw CLI::ValidationError("--name and --cookie are required (or --agent-fd)");
+        }
         if (const int status = run_node(*options); status != 0) {
             throw CLI::RuntimeError(status);
         }

@@ -1,0 +1,951 @@
+#include "vdist/discovery/agent.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <variant>
+
+#include "vdist/discovery/agent_control.hpp"
+#include "vdist/discovery/agent_protocol.hpp"
+
+namespace vdist::discovery {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::error_code last_error() {
+    return {errno, std::system_category()};
+}
+
+int pidfd_open(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+/// Who waits for a node to be ready.
+struct control_waiter {
+    int fd = -1;
+};
+struct node_waiter {
+    store_domid requester = 0;
+    dist::reference ref;
+};
+using ready_waiter = std::variant<control_waiter, node_waiter>;
+
+enum class slot_state { starting, running, stopping, given_up, exited };
+
+std::string_view state_name(slot_state s) {
+    switch (s) {
+        case slot_state::starting:
+            return "starting";
+        case slot_state::running:
+            return "running";
+        case slot_state::stopping:
+            return "stopping";
+        case slot_state::given_up:
+            return "given_up";
+        case slot_state::exited:
+            return "exited";
+    }
+    return "?";
+}
+
+/// A supervised node: the name survives restarts, the domain does not.
+struct slot {
+    std::string name;
+    restart_policy policy = restart_policy::temporary;
+    std::uint32_t generation = 0;
+    std::deque<steady::time_point> restarts;
+    slot_state state = slot_state::starting;
+    store_domid domid = 0;  // 0: no domain
+    bool stop_requested = false;
+};
+
+/// One running domain (node process).
+struct domain {
+    store_domid domid = 0;
+    std::string slot_name;
+    pid_t os_pid = -1;
+    int channel = -1;
+    int pidfd = -1;
+    std::unique_ptr<dist::atom_table> atoms = std::make_unique<dist::atom_table>(4096);
+    std::unique_ptr<frame_reader> reader;
+    steady::time_point started;
+    std::optional<steady::time_point> ready_at;
+    std::optional<dist::pid> echo;
+    std::vector<ready_waiter> waiters;
+};
+
+/// An `ls` in progress: the answers still missing.
+struct listing {
+    int fd = -1;
+    std::map<store_domid, std::vector<connection_row>> rows;
+    std::size_t missing = 0;
+    steady::time_point deadline;
+    std::uint32_t ref_word = 0;
+};
+
+}  // namespace
+
+struct host_agent::impl {
+    agent_config config;
+    std::unique_ptr<agent_store> store;
+    std::filesystem::path run_dir;
+    std::filesystem::path control_path;
+    int epoll = -1;
+    int control = -1;
+    int signal_fd = -1;
+    bool stopping = false;
+    store_domid next_domid = 1;
+    unsigned next_core = 0;
+    std::uint32_t next_ref = 1;
+    dist::atom_table atoms{4096};
+    dist::atom self_atom;
+    std::map<std::string, slot, std::less<>> slots;
+    std::map<store_domid, domain> domains;
+    std::map<int, std::string> control_clients;  // fd -> bytes of the request line so far
+    std::vector<listing> listings;
+    // A scheduled restart of a slot (a slot that exits is restarted from the loop).
+    std::vector<std::string> restart_queue;
+
+    void log(const std::string& line) const {
+        if (config.log) {
+            config.log(line);
+        } else {
+            std::fprintf(stderr, "vdist host %s: %s\n", config.host_name.c_str(), line.c_str());
+        }
+    }
+
+    void watch(int fd) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = fd;
+        ::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+    }
+    void unwatch_close(int fd) {
+        if (fd >= 0) {
+            ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);
+            ::close(fd);
+        }
+    }
+
+    dist::reference make_ref() { return dist::reference{self_atom, 0, {next_ref++, 0, 0}}; }
+
+    // -- control answers ------------------------------------------------------------------------
+
+    void answer(int fd, const std::string& text) {
+        // Answers are short; the client reads them at once. A client that does not read loses
+        // its answer rather than blocking the agent.
+        std::size_t written = 0;
+        while (written < text.size()) {
+            const auto n = ::send(fd, text.data() + written, text.size() - written,
+                                  MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n <= 0) {
+                break;
+            }
+            written += static_cast<std::size_t>(n);
+        }
+        unwatch_close(fd);
+        control_clients.erase(fd);
+    }
+
+    // -- the store records of a domain ----------------------------------------------------------
+
+    void check(const std::expected<void, std::error_code>& r, std::string_view what) const {
+        if (!r) {
+            log("store: " + std::string(what) + ": " + r.error().message());
+        }
+    }
+
+    void write_records(const domain& d, const slot& s) {
+        const std::string dom = domain_path(d.domid);
+        const std::string generation = std::to_string(s.generation);
+        check(store->mkdir(dom), dom);
+        check(store->set_permissions(dom, {{d.domid, access::none}}), dom);
+        const std::string record = node_record_path(d.domid);
+        check(store->write(record + "/name", s.name), record);
+        check(store->write(record + "/host", config.host_name), record);
+        check(store->write(record + "/generation", generation), record);
+        const std::string inbox = connect_inbox_path(d.domid);
+        check(store->mkdir(inbox), inbox);
+        check(store->set_permissions(inbox, {{d.domid, access::write}}), inbox);
+        const std::string entry = node_entry_path(s.name);
+        check(store->write(entry + "/domid", std::to_string(d.domid)), entry);
+        check(store->write(entry + "/host", config.host_name), entry);
+        check(store->write(entry + "/generation", generation), entry);
+        check(store->set_permissions(entry, {{0, access::read}}), entry);
+        for (const char* key : {"/domid", "/host", "/generation"}) {
+            check(store->set_permissions(entry + key, {{0, access::read}}), entry);
+        }
+    }
+
+    void remove_records(store_domid domid, const std::string& name) {
+        (void)store->rm(domain_path(domid));
+        const std::string entry = node_entry_path(name);
+        if (store->read(entry + "/domid") == std::to_string(domid)) {
+            (void)store->rm(entry);
+        }
+        // Offers the dead domain wrote into other inboxes: `<domid>-<port>`.
+        const std::string prefix = std::to_string(domid) + "-";
+        if (auto others = store->directory("/local/domain")) {
+            for (const auto& other : *others) {
+                const std::string inbox = "/local/domain/" + other + "/data/vdist/connect";
+                if (auto offers = store->directory(inbox)) {
+                    for (const auto& offer : *offers) {
+                        if (offer.starts_with(prefix)) {
+                            (void)store->rm(inbox + "/" + offer);
+                        }
+                    }
+                }
+            }
+        }
+        // Empty parents the agent created.
+        for (const char* parent : {"/local/domain", "/local", "/vdist/nodes", "/vdist"}) {
+            if (auto children = store->directory(parent); children && children->empty()) {
+                (void)store->rm(parent);
+            }
+        }
+        store->release_domain(domid);
+        // Rendezvous sockets of the host backend: vchan.<domid>.*.sock.
+        std::error_code ignored;
+        const std::string socket_prefix = "vchan." + std::to_string(domid) + ".";
+        for (const auto& entry_path : std::filesystem::directory_iterator(run_dir, ignored)) {
+            const std::string file = entry_path.path().filename().string();
+            if (file.starts_with(socket_prefix) && file.ends_with(".sock")) {
+                std::filesystem::remove(entry_path.path(), ignored);
+            }
+        }
+    }
+
+    // -- spawning -------------------------------------------------------------------------------
+
+    std::expected<store_domid, std::string> start_domain(slot& s) {
+        while (domains.contains(next_domid) || next_domid == 0) {
+            ++next_domid;
+        }
+        const store_domid domid = next_domid++;
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+            return std::unexpected("socketpair: " + last_error().message());
+        }
+        domain d;
+        d.domid = domid;
+        d.slot_name = s.name;
+        d.reader = std::make_unique<frame_reader>(*d.atoms);
+        write_records(d, s);
+
+        const std::string program = config.node_program.string();
+        char arg0[] = "vdist";
+        char arg1[] = "node";
+        char arg2[] = "--agent-fd";
+        char arg3[] = "3";
+        char* argv[] = {arg0, arg1, arg2, arg3, nullptr};
+        const pid_t parent = ::getpid();
+        const int cores = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+        const int core =
+            config.pin
+                ? static_cast<int>(next_core++ % static_cast<unsigned>(cores > 0 ? cores : 1))
+                : -1;
+        d.started = steady::now();
+        const pid_t child = ::fork();
+        if (child < 0) {
+            const auto error = last_error();
+            ::close(pair[0]);
+            ::close(pair[1]);
+            remove_records(domid, s.name);
+            return std::unexpected("fork: " + error.message());
+        }
+        if (child == 0) {
+            // Only async-signal-safe calls until exec.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) {
+                ::_exit(127);
+            }
+            if (pair[1] == 3) {
+                ::fcntl(3, F_SETFD, 0);
+            } else if (::dup2(pair[1], 3) != 3) {
+                ::_exit(127);
+            }
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            if (core >= 0) {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(static_cast<unsigned>(core), &set);
+                ::sched_setaffinity(0, sizeof set, &set);
+            }
+            ::execv(program.c_str(), argv);
+            ::_exit(127);
+        }
+        ::close(pair[1]);
+        d.os_pid = child;
+        d.channel = pair[0];
+        ::fcntl(d.channel, F_SETFL, ::fcntl(d.channel, F_GETFL) | O_NONBLOCK);
+        d.pidfd = pidfd_open(child);
+        if (d.pidfd < 0) {
+            log("pidfd_open: " + last_error().message());
+        }
+        watch(d.channel);
+        if (d.pidfd >= 0) {
+            watch(d.pidfd);
+        }
+        node_config_message message{
+            .name = s.name,
+            .cookie = config.cookie,
+            .domid = domid,
+            .host = config.host_name,
+            .store = store->socket_path(),
+            .run_dir = run_dir.string(),
+            .ticktime_ms = config.ticktime_ms,
+            .wait = config.wait == "busy"   ? node_wait::busy
+                    : config.wait == "spin" ? node_wait::spin
+                                            : node_wait::block,
+        };
+        s.domid = domid;
+        s.state = slot_state::starting;
+        auto [it, inserted] = domains.emplace(domid, std::move(d));
+        send_frame(it->second, to_term(agent_to_node{message}, atoms));
+        return domid;
+    }
+
+    void send_frame(domain& d, const dist::term& t) {
+        auto bytes = frame(t);
+        if (!bytes) {
+            log("first channel: " + bytes.error().message());
+            return;
+        }
+        // Frames are small and the socketpair's buffer large; a node that does not read its
+        // channel for long is broken, and is killed.
+        std::size_t written = 0;
+        while (written < bytes->size()) {
+            const auto n =
+                ::send(d.channel, bytes->data() + written, bytes->size() - written, MSG_NOSIGNAL);
+            if (n <= 0) {
+                if (n < 0 && errno == EAGAIN) {
+                    log("node " + d.slot_name + " does not read its first channel: killed");
+                    ::kill(d.os_pid, SIGKILL);
+                }
+                return;
+            }
+            written += static_cast<std::size_t>(n);
+        }
+    }
+
+    std::string default_name() const {
+        // The domid about to be assigned names the node: unique on this host; the host name
+        // makes it unique across agents sharing an EPMD.
+        store_domid domid = next_domid;
+        while (domains.contains(domid)) {
+            ++domid;
+        }
+        std::string name = "n" + std::to_string(domid) + "-" + config.host_name + "@localhost";
+        while (slots.contains(name)) {
+            name = "n" + std::to_string(++domid) + "-" + config.host_name + "@localhost";
+        }
+        return name;
+    }
+
+    /// Starts a new slot; `waiter` hears of it when the node is ready (or failed).
+    void spawn(std::string name, restart_policy policy, ready_waiter waiter) {
+        if (name.empty() || name == "-") {
+            name = default_name();
+        } else if (name.find('@') == std::string::npos) {
+            name += "@localhost";
+        }
+        if (slots.contains(name)) {
+            fail_waiter(waiter, "name taken: " + name);
+            return;
+        }
+        slot& s = slots[name];
+        s.name = name;
+        s.policy = policy;
+        s.generation = 1;
+        auto started = start_domain(s);
+        if (!started) {
+            slots.erase(name);
+            fail_waiter(waiter, started.error());
+            return;
+        }
+        domains.at(*started).waiters.push_back(std::move(waiter));
+    }
+
+    void fail_waiter(const ready_waiter& waiter, const std::string& why) {
+        if (const auto* c = std::get_if<control_waiter>(&waiter)) {
+            answer(c->fd, "error " + why + "\n");
+        } else {
+            const auto& n = std::get<node_waiter>(waiter);
+            if (auto it = domains.find(n.requester); it != domains.end()) {
+                send_frame(it->second,
+                           to_term(agent_to_node{spawn_failed_reply{n.ref, why}}, atoms));
+            }
+        }
+    }
+
+    void node_ready(domain& d, const dist::pid& echo) {
+        d.ready_at = steady::now();
+        d.echo = echo;
+        if (auto it = slots.find(d.slot_name); it != slots.end()) {
+            it->second.state = slot_state::running;
+        }
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(*d.ready_at - d.started).count();
+        for (const auto& waiter : d.waiters) {
+            if (const auto* c = std::get_if<control_waiter>(&waiter)) {
+                answer(c->fd, "ok " + d.slot_name + " " + std::to_string(d.domid) + " " +
+                                  std::to_string(d.os_pid) + " " + std::to_string(micros) + "\n");
+            } else {
+                const auto& n = std::get<node_waiter>(waiter);
+                if (auto it = domains.find(n.requester); it != domains.end()) {
+                    // The echo pid's node atom must live in the table of the frame's encoder.
+                    dist::pid echo_copy = echo;
+                    echo_copy.node = atoms.intern(echo.node.text()).value_or(dist::atom{});
+                    send_frame(it->second,
+                               to_term(agent_to_node{spawned_reply{n.ref, d.slot_name, echo_copy}},
+                                       atoms));
+                }
+            }
+        }
+        d.waiters.clear();
+    }
+
+    // -- the first channel ----------------------------------------------------------------------
+
+    void channel_ready(domain& d) {
+        std::byte buffer[65536];
+        for (;;) {
+            const auto n = ::recv(d.channel, buffer, sizeof buffer, 0);
+            if (n > 0) {
+                d.reader->feed(std::span(buffer, static_cast<std::size_t>(n)));
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                break;
+            }
+            // EOF or error: the node is going; its pidfd tells when it is gone.
+            ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
+            break;
+        }
+        for (;;) {
+            auto next = d.reader->next();
+            if (!next) {
+                log("node " + d.slot_name + ": " + next.error().message() + ": killed");
+                ::kill(d.os_pid, SIGKILL);
+                ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
+                return;
+            }
+            if (!*next) {
+                return;
+            }
+            auto message = node_to_agent_from(**next);
+            if (!message) {
+                log("node " + d.slot_name + ": " + message.error().message() + ": killed");
+                ::kill(d.os_pid, SIGKILL);
+                ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
+                return;
+            }
+            handle(d, std::move(*message));
+        }
+    }
+
+    void handle(domain& d, node_to_agent message) {
+        if (auto* ready = std::get_if<ready_message>(&message)) {
+            node_ready(d, ready->echo);
+        } else if (auto* stats = std::get_if<stats_reply>(&message)) {
+            for (auto& l : listings) {
+                if (stats->ref.words.empty() || stats->ref.words[0] != l.ref_word) {
+                    continue;
+                }
+                if (auto it = l.rows.find(d.domid); it != l.rows.end() && it->second.empty()) {
+                    it->second = std::move(stats->connections);
+                    if (l.missing > 0) {
+                        --l.missing;
+                    }
+                }
+            }
+            finish_listings(false);
+        } else if (auto* request = std::get_if<spawn_request>(&message)) {
+            const auto policy =
+                parse_restart_policy(request->restart).value_or(restart_policy::temporary);
+            dist::reference ref = request->ref;
+            ref.node = atoms.intern(ref.node.text()).value_or(dist::atom{});
+            spawn("", policy, node_waiter{d.domid, std::move(ref)});
+        }
+    }
+
+    // -- death and restarts ---------------------------------------------------------------------
+
+    void domain_exited(store_domid domid) {
+        auto it = domains.find(domid);
+        if (it == domains.end()) {
+            return;
+        }
+        domain& d = it->second;
+        int status = 0;
+        const pid_t reaped = ::waitpid(d.os_pid, &status, WNOHANG);
+        if (reaped == 0) {
+            return;  // not yet (a spurious wake-up)
+        }
+        const bool normal = reaped == d.os_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        const std::string how = reaped != d.os_pid ? "vanished"
+                                : WIFSIGNALED(status)
+                                    ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                    : "exited with status " + std::to_string(WEXITSTATUS(status));
+        log("node " + d.slot_name + " (domid " + std::to_string(domid) + ", pid " +
+            std::to_string(d.os_pid) + ") " + how);
+        unwatch_close(d.channel);
+        unwatch_close(d.pidfd);
+        for (const auto& waiter : d.waiters) {
+            fail_waiter(waiter, "node exited before it was ready (" + how + ")");
+        }
+        const std::string name = d.slot_name;
+        remove_records(domid, name);
+        domains.erase(it);
+        for (auto& l : listings) {
+            if (auto row = l.rows.find(domid); row != l.rows.end() && l.missing > 0) {
+                --l.missing;
+            }
+        }
+        finish_listings(false);
+
+        auto s = slots.find(name);
+        if (s == slots.end()) {
+            return;
+        }
+        s->second.domid = 0;
+        const bool restart = !stopping && !s->second.stop_requested &&
+                             (s->second.policy == restart_policy::permanent ||
+                              (s->second.policy == restart_policy::transient && !normal));
+        if (!restart) {
+            slots.erase(s);
+            return;
+        }
+        const auto now = steady::now();
+        auto& history = s->second.restarts;
+        history.push_back(now);
+        while (!history.empty() && now - history.front() > config.restart_period) {
+            history.pop_front();
+        }
+        if (static_cast<int>(history.size()) > config.max_restarts) {
+            log("node " + name + ": more than " + std::to_string(config.max_restarts) +
+                " restarts in " + std::to_string(config.restart_period.count()) + " ms: given up");
+            s->second.state = slot_state::given_up;
+            return;
+        }
+        restart_queue.push_back(name);
+    }
+
+    void run_restarts() {
+        auto queue = std::move(restart_queue);
+        restart_queue.clear();
+        for (const auto& name : queue) {
+            auto s = slots.find(name);
+            if (s == slots.end() || stopping) {
+                continue;
+            }
+            ++s->second.generation;
+            auto started = start_domain(s->second);
+            if (started) {
+                log("node " + name + " restarted as domid " + std::to_string(*started) +
+                    ", generation " + std::to_string(s->second.generation));
+            } else {
+                log("node " + name + ": restart failed: " + started.error());
+                s->second.state = slot_state::given_up;
+            }
+        }
+    }
+
+    // -- control commands -----------------------------------------------------------------------
+
+    void control_line(int fd, const std::string& line) {
+        std::vector<std::string> words;
+        for (std::size_t at = 0; at < line.size();) {
+            const auto end = line.find(' ', at);
+            const auto word = line.substr(at, end == std::string::npos ? end : end - at);
+            if (!word.empty()) {
+                words.push_back(word);
+            }
+            at = end == std::string::npos ? line.size() : end + 1;
+        }
+        if (words.empty()) {
+            answer(fd, "error empty request\n");
+        } else if (words[0] == "spawn" && words.size() == 3) {
+            const auto policy = parse_restart_policy(words[2]);
+            if (!policy) {
+                answer(fd, "error unknown restart policy " + words[2] + "\n");
+                return;
+            }
+            if (stopping) {
+                answer(fd, "error agent stopping\n");
+                return;
+            }
+            spawn(words[1], *policy, control_waiter{fd});
+        } else if (words[0] == "ls" && words.size() == 1) {
+            start_listing(fd);
+        } else if (words[0] == "kill" && words.size() == 3) {
+            kill_node(fd, words[1], words[2]);
+        } else if (words[0] == "store" && words.size() == 1) {
+            std::string text;
+            for (const auto& path : store->all_paths()) {
+                text += "key " + path + "\n";
+            }
+            answer(fd, text + "end\n");
+        } else if (words[0] == "stop" && words.size() == 1) {
+            answer(fd, "ok\n");
+            begin_stop();
+        } else {
+            answer(fd, "error unknown request: " + line + "\n");
+        }
+    }
+
+    void kill_node(int fd, std::string name, const std::string& signal_text) {
+        if (name.find('@') == std::string::npos) {
+            name += "@localhost";
+        }
+        int signal = -1;
+        try {
+            signal = std::stoi(signal_text);
+        } catch (...) {
+            signal = -1;
+        }
+        auto s = slots.find(name);
+        if (s == slots.end() || signal < 0 || signal > 64) {
+            answer(fd, s == slots.end() ? "error no node " + name + "\n" : "error bad signal\n");
+            return;
+        }
+        if (s->second.domid == 0) {
+            // A given-up slot: forget it.
+            slots.erase(s);
+            answer(fd, "ok\n");
+            return;
+        }
+        domain& d = domains.at(s->second.domid);
+        if (signal == 0) {
+            s->second.stop_requested = true;
+            s->second.state = slot_state::stopping;
+            send_frame(d, to_term(agent_to_node{stop_message{}}, atoms));
+        } else {
+            ::kill(d.os_pid, signal);
+        }
+        answer(fd, "ok\n");
+    }
+
+    void start_listing(int fd) {
+        listing l;
+        l.fd = fd;
+        l.ref_word = next_ref;
+        l.deadline = steady::now() + std::chrono::seconds(1);
+        const dist::reference ref = make_ref();
+        for (auto& [domid, d] : domains) {
+            if (d.ready_at) {
+                l.rows[domid];
+                ++l.missing;
+                send_frame(d, to_term(agent_to_node{stats_request{ref}}, atoms));
+            }
+        }
+        listings.push_back(std::move(l));
+        finish_listings(false);
+    }
+
+    void finish_listings(bool timed_out) {
+        const auto now = steady::now();
+        for (auto it = listings.begin(); it != listings.end();) {
+            if (it->missing > 0 && !(timed_out && now >= it->deadline)) {
+                ++it;
+                continue;
+            }
+            std::string text;
+            for (const auto& [name, s] : slots) {
+                const domain* d = s.domid != 0 ? &domains.at(s.domid) : nullptr;
+                text += "node " + name + " " + std::to_string(s.domid) + " " +
+                        std::to_string(d != nullptr ? d->os_pid : 0) + " " +
+                        std::to_string(s.generation) + " " + std::string(state_name(s.state)) +
+                        " " + std::string(to_string(s.policy)) + "\n";
+                if (d == nullptr) {
+                    continue;
+                }
+                if (auto rows = it->rows.find(d->domid); rows != it->rows.end()) {
+                    for (const auto& c : rows->second) {
+                        text += "conn " + name + " " + c.peer + " " + c.carrier + " " +
+                                std::to_string(c.messages_in) + " " +
+                                std::to_string(c.messages_out) + " " + std::to_string(c.bytes_in) +
+                                " " + std::to_string(c.bytes_out) + "\n";
+                    }
+                }
+            }
+            answer(it->fd, text + "end\n");
+            it = listings.erase(it);
+        }
+    }
+
+    void control_ready(int fd) {
+        char buffer[1024];
+        const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EAGAIN) {
+                return;
+            }
+            unwatch_close(fd);
+            control_clients.erase(fd);
+            return;
+        }
+        auto& line = control_clients[fd];
+        line.append(buffer, static_cast<std::size_t>(n));
+        if (const auto end = line.find('\n'); end != std::string::npos) {
+            const std::string request = line.substr(0, end);
+            ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);  // one request per connection
+            control_line(fd, request);
+        } else if (line.size() > max_control_line) {
+            answer(fd, "error request too long\n");
+        }
+    }
+
+    void accept_control() {
+        for (;;) {
+            const int fd = ::accept4(control, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0) {
+                return;
+            }
+            control_clients[fd];
+            watch(fd);
+        }
+    }
+
+    // -- the loop -------------------------------------------------------------------------------
+
+    void begin_stop() {
+        if (stopping) {
+            return;
+        }
+        stopping = true;
+        log("stopping " + std::to_string(domains.size()) + " node(s)");
+        for (auto& [domid, d] : domains) {
+            send_frame(d, to_term(agent_to_node{stop_message{}}, atoms));
+        }
+    }
+
+    int loop() {
+        std::optional<steady::time_point> stop_deadline;
+        for (;;) {
+            run_restarts();
+            if (stopping) {
+                if (!stop_deadline) {
+                    stop_deadline = steady::now() + config.stop_timeout;
+                }
+                if (domains.empty()) {
+                    break;
+                }
+                if (steady::now() >= *stop_deadline) {
+                    for (auto& [domid, d] : domains) {
+                        log("node " + d.slot_name + " did not stop: SIGKILL");
+                        ::kill(d.os_pid, SIGKILL);
+                    }
+                    stop_deadline = steady::now() + std::chrono::seconds(5);
+                }
+            }
+            int timeout_ms = listings.empty() ? -1 : 100;
+            if (stopping) {
+                timeout_ms = 50;
+            }
+            epoll_event events[64];
+            const int n = ::epoll_wait(epoll, events, 64, timeout_ms);
+            if (n < 0 && errno != EINTR) {
+                log("epoll_wait: " + last_error().message());
+                return 1;
+            }
+            for (int i = 0; i < n; ++i) {
+                dispatch(events[i].data.fd);
+            }
+            finish_listings(true);
+        }
+        return 0;
+    }
+
+    void dispatch(int fd) {
+        if (fd == control) {
+            accept_control();
+            return;
+        }
+        if (fd == signal_fd) {
+            signalfd_siginfo info{};
+            if (::read(signal_fd, &info, sizeof info) == sizeof info) {
+                log(std::string(::strsignal(static_cast<int>(info.ssi_signo))));
+                begin_stop();
+            }
+            return;
+        }
+        if (fd == store->native_handle()) {
+            store->poll();
+            return;
+        }
+        if (control_clients.contains(fd)) {
+            control_ready(fd);
+            return;
+        }
+        for (auto& [domid, d] : domains) {
+            if (fd == d.channel) {
+                channel_ready(d);
+                return;
+            }
+            if (fd == d.pidfd) {
+                domain_exited(domid);
+                return;
+            }
+        }
+    }
+
+    void shutdown() {
+        for (auto& [fd, line] : control_clients) {
+            ::close(fd);
+        }
+        control_clients.clear();
+        if (auto paths = store->all_paths(); !paths.empty()) {
+            for (const char* root : {"/local", "/vdist"}) {
+                (void)store->rm(root);
+            }
+        }
+        if (control >= 0) {
+            ::close(control);
+            std::error_code ignored;
+            std::filesystem::remove(control_path, ignored);
+        }
+        store.reset();  // the server unlinks its socket
+        std::error_code ignored;
+        std::filesystem::remove(run_dir, ignored);  // only when empty: nodes' leftovers stay
+        if (signal_fd >= 0) {
+            ::close(signal_fd);
+        }
+        if (epoll >= 0) {
+            ::close(epoll);
+        }
+    }
+};
+
+std::optional<restart_policy> parse_restart_policy(std::string_view text) {
+    if (text == "permanent")
+        return restart_policy::permanent;
+    if (text == "transient")
+        return restart_policy::transient;
+    if (text == "temporary")
+        return restart_policy::temporary;
+    return std::nullopt;
+}
+
+std::string_view to_string(restart_policy policy) {
+    switch (policy) {
+        case restart_policy::permanent:
+            return "permanent";
+        case restart_policy::transient:
+            return "transient";
+        case restart_policy::temporary:
+            return "temporary";
+    }
+    return "temporary";
+}
+
+host_agent::host_agent(std::unique_ptr<impl> self) : self_(std::move(self)) {}
+
+host_agent::~host_agent() {
+    if (self_) {
+        for (auto& [domid, d] : self_->domains) {
+            ::kill(d.os_pid, SIGKILL);
+            ::waitpid(d.os_pid, nullptr, 0);
+            ::close(d.channel);
+            if (d.pidfd >= 0) {
+                ::close(d.pidfd);
+            }
+        }
+        self_->domains.clear();
+        self_->shutdown();
+    }
+}
+
+std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
+    agent_config config, std::unique_ptr<agent_store> store) {
+    auto self = std::make_unique<impl>();
+    if (config.host_name.empty()) {
+        config.host_name = "agent" + std::to_string(::getpid());
+    }
+    std::error_code error;
+    std::filesystem::create_directories(config.dir / "run", error);
+    if (error) {
+        return std::unexpected(error);
+    }
+    self->config = std::move(config);
+    self->run_dir = self->config.dir / "run";
+    self->control_path = self->config.dir / "agent.sock";
+    self->self_atom = self->atoms.intern("agent@" + self->config.host_name).value_or(dist::atom{});
+    impl* raw = self.get();
+    if (!store) {
+        auto served = serve_host_store(self->config.dir / "store.sock",
+                                       [raw](pid_t pid) -> std::optional<store_domid> {
+                                           for (const auto& [domid, d] : raw->domains) {
+                                               if (d.os_pid == pid) {
+                                                   return domid;
+                                               }
+                                           }
+                                           return std::nullopt;
+                                       });
+        if (!served) {
+            return std::unexpected(served.error());
+        }
+        store = std::move(*served);
+    }
+    self->store = std::move(store);
+
+    self->epoll = ::epoll_create1(EPOLL_CLOEXEC);
+    self->control = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = self->control_path.string();
+    if (self->epoll < 0 || self->control < 0 || path.size() >= sizeof address.sun_path) {
+        return std::unexpected(std::make_error_code(std::errc::invalid_argument));
+    }
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    ::unlink(path.c_str());
+    if (::bind(self->control, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(self->control, 256) != 0) {
+        return std::unexpected(last_error());
+    }
+    self->watch(self->control);
+    if (self->store->native_handle() >= 0) {
+        self->watch(self->store->native_handle());
+    }
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    self->signal_fd = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (self->signal_fd >= 0) {
+        self->watch(self->signal_fd);
+    }
+    return std::unique_ptr<host_agent>(new host_agent(std::move(self)));
+}
+
+int host_agent::run() {
+    self_->log(
+        "serving " + self_->control_path.string() +
+        (host_store_available() ? "" : " (no host store in this build: nodes run TCP only)"));
+    const int status = self_->loop();
+    self_->log("stopped");
+    return status;
+}
+
+void host_agent::stop() noexcept {
+    self_->begin_stop();
+}
+
+}  // namespace vdist::discovery

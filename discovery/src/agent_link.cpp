@@ -1,0 +1,187 @@
+#include "vdist/discovery/agent_link.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace vdist::discovery {
+
+std::expected<node_config_message, std::error_code> agent_link::read_config(
+    int fd, std::chrono::milliseconds timeout) {
+    dist::atom_table atoms(256);
+    frame_reader reader(atoms);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto next = reader.next();
+        if (!next) {
+            return std::unexpected(next.error());
+        }
+        if (*next) {
+            auto message = agent_to_node_from(**next);
+            if (!message) {
+                return std::unexpected(message.error());
+            }
+            if (auto* config = std::get_if<node_config_message>(&*message)) {
+                return std::move(*config);
+            }
+            return std::unexpected(make_error_code(agent_errc::unknown_message));
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+            return std::unexpected(std::make_error_code(std::errc::timed_out));
+        }
+        // The agent sends nothing after the config until `ready` (but `stop`, and EOF does
+        // the same for a node that lost it), so what is there is the config.
+        std::byte buffer[4096];
+        const auto got = ::recv(fd, buffer, sizeof buffer, 0);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            return std::unexpected(std::make_error_code(std::errc::connection_reset));
+        }
+        reader.feed(std::span(buffer, static_cast<std::size_t>(got)));
+    }
+}
+
+agent_link::agent_link(int fd, runtime::node& host, runtime::distribution& dist)
+    : fd_(fd), host_(&host), dist_(&dist), reader_(host.atoms()) {}
+
+agent_link::~agent_link() {
+    host_->unwatch_fd(fd_);
+    ::close(fd_);
+}
+
+bool agent_link::send(const dist::term& t) {
+    auto bytes = frame(t);
+    if (!bytes) {
+        return false;
+    }
+    std::size_t written = 0;
+    while (written < bytes->size()) {
+        const auto n = ::send(fd_, bytes->data() + written, bytes->size() - written, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+std::expected<void, std::error_code> agent_link::ready(const dist::pid& echo) {
+    if (!send(to_term(node_to_agent{ready_message{echo}}, host_->atoms()))) {
+        return std::unexpected(std::error_code(errno, std::system_category()));
+    }
+    host_->watch_fd(fd_, [this] { readable(); });
+    // `vdist_agent`: {spawn, From, Ref} from any process → From ! {spawned, Ref, Name, Pid}.
+    (void)host_->spawn([this](runtime::process& self) {
+        self.register_name(host_->a("vdist_agent"));
+        self.become([this](runtime::process& me, dist::term message) {
+            const auto* t = message.get_if<dist::tuple>();
+            if (t == nullptr || t->elements.size() != 3 ||
+                t->elements[0] != dist::term(host_->a("spawn")) ||
+                !t->elements[1].is<dist::pid>()) {
+                return;
+            }
+            const dist::pid from = *t->elements[1].get_if<dist::pid>();
+            dist::term ref = t->elements[2];
+            const dist::pid server = me.self();
+            spawn("temporary", [this, from, ref, server](auto result) {
+                dist::term reply =
+                    result ? dist::term(dist::tuple{host_->a("spawned"), ref,
+                                                    host_->a(result->name), result->echo})
+                           : dist::term(dist::tuple{host_->a("spawn_failed"), ref,
+                                                    dist::binary(result.error())});
+                // Sent as the server, so that a remote requester sees an ordinary message.
+                (void)server;
+                host_->send(from, std::move(reply));
+            });
+        });
+    });
+    return {};
+}
+
+void agent_link::spawn(std::string restart,
+                       std::function<void(std::expected<spawned_node, std::string>)> done) {
+    const std::uint32_t word = next_ref_++;
+    dist::reference ref{host_->name(), host_->creation(), {word, 0, 0}};
+    pending_.emplace(word, std::move(done));
+    if (!send(to_term(node_to_agent{spawn_request{ref, std::move(restart)}}, host_->atoms()))) {
+        auto callback = std::move(pending_.at(word));
+        pending_.erase(word);
+        callback(std::unexpected(std::string("agent unreachable")));
+    }
+}
+
+void agent_link::readable() {
+    std::byte buffer[65536];
+    bool closed = false;
+    for (;;) {
+        const auto n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) {
+            reader_.feed(std::span(buffer, static_cast<std::size_t>(n)));
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            break;
+        }
+        closed = true;
+        break;
+    }
+    for (;;) {
+        auto next = reader_.next();
+        std::expected<agent_to_node, std::error_code> message = std::unexpected(std::error_code{});
+        if (!next) {
+            message = std::unexpected(next.error());
+        } else if (!*next) {
+            break;
+        } else {
+            message = agent_to_node_from(**next);
+        }
+        if (!message) {
+            failure_ = message.error();
+            host_->unwatch_fd(fd_);
+            host_->stop();
+            return;
+        }
+        if (std::holds_alternative<stop_message>(*message)) {
+            host_->stop();
+        } else if (auto* stats = std::get_if<stats_request>(&*message)) {
+            stats_reply reply{stats->ref, {}};
+            for (const auto& c : dist_->connections()) {
+                reply.connections.push_back({std::string(c.peer.text()), "tcp", c.stats.messages_in,
+                                             c.stats.messages_out, c.stats.bytes_in,
+                                             c.stats.bytes_out});
+            }
+            (void)send(to_term(node_to_agent{std::move(reply)}, host_->atoms()));
+        } else if (auto* spawned = std::get_if<spawned_reply>(&*message)) {
+            const std::uint32_t word = spawned->ref.words.empty() ? 0 : spawned->ref.words[0];
+            if (auto it = pending_.find(word); it != pending_.end()) {
+                auto callback = std::move(it->second);
+                pending_.erase(it);
+                callback(spawned_node{spawned->node_name, spawned->echo});
+            }
+        } else if (auto* failed = std::get_if<spawn_failed_reply>(&*message)) {
+            const std::uint32_t word = failed->ref.words.empty() ? 0 : failed->ref.words[0];
+            if (auto it = pending_.find(word); it != pending_.end()) {
+                auto callback = std::move(it->second);
+                pending_.erase(it);
+                callback(std::unexpected(failed->reason));
+            }
+        }
+        // A second config is ignored: configuration is given once.
+    }
+    if (closed) {
+        host_->unwatch_fd(fd_);
+        host_->stop();  // the agent is gone
+    }
+}
+
+}  // namespace vdist::discovery
