@@ -48,12 +48,6 @@ class traffic {
   public:
     explicit traffic(traffic_config config) : config_(config) {}
 
-    void run(process& self) {
-        self.register_name(self.host().a("vdist_traffic"));
-        self.become([this](process& p, term message) { handle(p, std::move(message)); });
-    }
-
-  private:
     void handle(process& self, term message) {
         if (const auto* seq = tagged(message, "vdist_seq", 5)) {
             receive_seq(self, *seq);
@@ -79,6 +73,7 @@ class traffic {
         }
     }
 
+  private:
     void begin(process& self, const std::vector<term>& start) {
         const auto* peers = start[1].get_if<list>();
         if (peers == nullptr) {
@@ -234,7 +229,11 @@ class traffic {
 
 pid start_traffic(node& host, traffic_config config) {
     auto state = std::make_shared<traffic>(config);
-    return host.spawn([state](process& self) { state->run(self); });
+    return host.spawn([state](process& self) {
+        (void)self.register_name(self.host().a("vdist_traffic"));
+        // The receive loop keeps the state alive as long as the process lives.
+        self.become([state](process& p, term message) { state->handle(p, std::move(message)); });
+    });
 }
 
 }  // namespace vdist::runtime
