@@ -198,7 +198,8 @@ class traffic {
                      received_,
                      lost_,
                      backwards_,
-                     static_cast<std::int64_t>(incoming_.size())};
+                     static_cast<std::int64_t>(incoming_.size()),
+                     peers_lost_};
     }
 
     [[nodiscard]] static std::string stream_key(const pid& sender, std::int64_t stream) {
@@ -221,7 +222,7 @@ class traffic {
     std::int64_t received_ = 0;
     std::int64_t lost_ = 0;
     std::int64_t backwards_ = 0;
-    std::int64_t malformed_ = 0;
+    std::int64_t malformed_ = 0;  // vdist_seq messages with bad fields (not counted)
     std::int64_t peers_lost_ = 0;
 };
 

@@ -32,18 +32,19 @@ struct report {
     std::int64_t lost = 0;
     std::int64_t backwards = 0;
     std::int64_t streams = 0;
+    std::int64_t peers_down = 0;
 };
 
 [[nodiscard]] std::optional<report> as_report(const term& t) {
     const auto* r = t.get_if<tuple>();
-    if (r == nullptr || r->elements.size() != 7 || !is_atom(r->elements[0], "traffic_report")) {
+    if (r == nullptr || r->elements.size() != 8 || !is_atom(r->elements[0], "traffic_report")) {
         return std::nullopt;
     }
     const auto number = [&](std::size_t i) {
         const auto* v = r->elements[i].get_if<std::int64_t>();
         return v == nullptr ? -1 : *v;
     };
-    return report{number(2), number(3), number(4), number(5), number(6)};
+    return report{number(2), number(3), number(4), number(5), number(6), number(7)};
 }
 
 class TrafficTest : public ::testing::Test {
@@ -143,6 +144,9 @@ TEST_F(TrafficTest, shouldStartANewStreamWhenAPeerComesBackUnderTheSameName) {
     EXPECT_EQ(r->lost, 0);
     EXPECT_EQ(r->backwards, 0);
     EXPECT_EQ(r->streams, 1);
+    const auto sender = report_of(*a, "ra@localhost");
+    ASSERT_TRUE(sender.has_value());
+    EXPECT_GE(sender->peers_down, 1);  // it saw rb go
     a->send("vdist_traffic", "ra@localhost", a->a("stop"));
 }
 

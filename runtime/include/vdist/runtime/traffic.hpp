@@ -4,12 +4,13 @@
 /// duplicates and reorders nothing. One `vdist_traffic` process per node, driven by plain
 /// Erlang messages, so a C++ node, an erl shell or a test can run it:
 ///
-/// | message to `vdist_traffic` | effect |
-/// |---|---|
-/// | `{start, Peers, PerPeer, Size}` | send `PerPeer` messages (0: until `stop`) of `Size` payload
-/// bytes to `{vdist_traffic, Peer}` for every node in `Peers`, round robin | | `stop` | stop
-/// sending (messages in flight still arrive) | | `{report, ReplyTo}` | `ReplyTo ! {traffic_report,
-/// Node, Sent, Received, Lost, Backwards, Streams}` |
+/// ```
+///   {start, Peers, PerPeer, Size}  send PerPeer messages (0: until stop) of Size payload bytes
+///                                  to {vdist_traffic, Peer} for every node in Peers, round robin
+///   stop                           stop sending (messages in flight still arrive)
+///   {report, ReplyTo}              ReplyTo ! {traffic_report, Node, Sent, Received, Lost,
+///                                             Backwards, Streams, PeersDown}
+/// ```
 ///
 /// Each message is `{vdist_seq, SenderPid, Stream, Seq, Payload}`; Seq runs 1, 2, 3, ... per
 /// (sender, stream). The receiver expects exactly that order: a jump forward counts the skipped
@@ -19,7 +20,7 @@
 /// messages per peer. A sender monitors each peer's `vdist_traffic`; when it goes down (node
 /// lost, restarted) the sender retries the peer later with a new stream starting at 1, so a
 /// restarted peer is checked as strictly as the first one. `Streams` is the number of
-/// (sender, stream) pairs received from.
+/// (sender, stream) pairs received from; `PeersDown` counts the 'DOWN's of peers this node saw.
 
 #include <cstddef>
 
