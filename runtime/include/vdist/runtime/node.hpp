@@ -259,6 +259,10 @@ class node {
     /// Sets the creation (distribution takes it from EPMD when it starts). Pids and refs made
     /// before belong to the earlier incarnation: sends to them are dropped.
     void set_creation(std::uint32_t creation) noexcept { config_.creation = creation; }
+    /// How run() waits when nothing is runnable from now on (a benchmark busy-polls only while
+    /// it measures).
+    void set_idle(transport::wait_policy policy) noexcept { config_.idle = policy; }
+    [[nodiscard]] const transport::wait_policy& idle() const noexcept { return config_.idle; }
     [[nodiscard]] dist::atom_table& atoms() noexcept { return atoms_; }
     /// An atom of this node's table (for literals in code).
     [[nodiscard]] atom a(std::string_view text) { return atoms_(text); }
