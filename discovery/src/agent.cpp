@@ -514,6 +514,10 @@ struct host_agent::impl {
         const std::string name = d.slot_name;
         remove_records(domid, name);
         domains.erase(it);
+        if (auto s = slots.find(name); s != slots.end()) {
+            s->second.domid = 0;
+            s->second.state = slot_state::exited;
+        }
         for (auto& l : listings) {
             if (auto row = l.rows.find(domid); row != l.rows.end() && l.missing > 0) {
                 --l.missing;
@@ -545,6 +549,7 @@ struct host_agent::impl {
             s->second.state = slot_state::given_up;
             return;
         }
+        s->second.state = slot_state::exited;  // until run_restarts() starts it again
         restart_queue.push_back(name);
     }
 
@@ -632,7 +637,12 @@ struct host_agent::impl {
             answer(fd, "ok\n");
             return;
         }
-        domain& d = domains.at(s->second.domid);
+        const auto found = domains.find(s->second.domid);
+        if (found == domains.end()) {
+            answer(fd, "error no domain for " + name + "\n");
+            return;
+        }
+        domain& d = found->second;
         if (signal == 0) {
             s->second.stop_requested = true;
             s->second.state = slot_state::stopping;
@@ -669,7 +679,8 @@ struct host_agent::impl {
             }
             std::string text;
             for (const auto& [name, s] : slots) {
-                const domain* d = s.domid != 0 ? &domains.at(s.domid) : nullptr;
+                const auto found = domains.find(s.domid);
+                const domain* d = found != domains.end() ? &found->second : nullptr;
                 text += "node " + name + " " + std::to_string(s.domid) + " " +
                         std::to_string(d != nullptr ? d->os_pid : 0) + " " +
                         std::to_string(s.generation) + " " + std::string(state_name(s.state)) +

@@ -1,7 +1,7 @@
 #include "vdist/discovery/agent_link.hpp"
 
-#include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,42 +10,64 @@ namespace vdist::discovery {
 
 std::expected<node_config_message, std::error_code> agent_link::read_config(
     int fd, std::chrono::milliseconds timeout) {
+    // Exactly one frame is read: what follows (a `stop` sent while the node starts) stays in
+    // the socket for the link. SO_RCVTIMEO bounds each blocking read.
+    timeval limit{};
+    limit.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    limit.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) != 0) {
+        return std::unexpected(std::error_code(errno, std::system_category()));
+    }
+    auto read_exactly = [fd](std::byte* at, std::size_t size) -> std::error_code {
+        std::size_t got = 0;
+        while (got < size) {
+            const auto n = ::recv(fd, at + got, size - got, MSG_WAITALL);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return std::make_error_code(std::errc::timed_out);
+            }
+            if (n <= 0) {
+                return n == 0 ? std::make_error_code(std::errc::connection_reset)
+                              : std::error_code(errno, std::system_category());
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        return {};
+    };
+    std::vector<std::byte> bytes(frame_header_size);
+    if (auto error = read_exactly(bytes.data(), frame_header_size)) {
+        return std::unexpected(error);
+    }
+    const std::size_t length = (std::to_integer<std::size_t>(bytes[0]) << 24) |
+                               (std::to_integer<std::size_t>(bytes[1]) << 16) |
+                               (std::to_integer<std::size_t>(bytes[2]) << 8) |
+                               std::to_integer<std::size_t>(bytes[3]);
+    if (length == 0 || length > max_frame_size) {
+        return std::unexpected(make_error_code(agent_errc::frame_too_large));
+    }
+    bytes.resize(frame_header_size + length);
+    if (auto error = read_exactly(bytes.data() + frame_header_size, length)) {
+        return std::unexpected(error);
+    }
+    const timeval none{};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
     dist::atom_table atoms(256);
     frame_reader reader(atoms);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        auto next = reader.next();
-        if (!next) {
-            return std::unexpected(next.error());
-        }
-        if (*next) {
-            auto message = agent_to_node_from(**next);
-            if (!message) {
-                return std::unexpected(message.error());
-            }
-            if (auto* config = std::get_if<node_config_message>(&*message)) {
-                return std::move(*config);
-            }
-            return std::unexpected(make_error_code(agent_errc::unknown_message));
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLIN, 0};
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
-            return std::unexpected(std::make_error_code(std::errc::timed_out));
-        }
-        // The agent sends nothing after the config until `ready` (but `stop`, and EOF does
-        // the same for a node that lost it), so what is there is the config.
-        std::byte buffer[4096];
-        const auto got = ::recv(fd, buffer, sizeof buffer, 0);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got <= 0) {
-            return std::unexpected(std::make_error_code(std::errc::connection_reset));
-        }
-        reader.feed(std::span(buffer, static_cast<std::size_t>(got)));
+    reader.feed(bytes);
+    auto next = reader.next();
+    if (!next) {
+        return std::unexpected(next.error());
     }
+    auto message = agent_to_node_from(**next);
+    if (!message) {
+        return std::unexpected(message.error());
+    }
+    if (auto* config = std::get_if<node_config_message>(&*message)) {
+        return std::move(*config);
+    }
+    return std::unexpected(make_error_code(agent_errc::unknown_message));
 }
 
 agent_link::agent_link(int fd, runtime::node& host, runtime::distribution& dist)

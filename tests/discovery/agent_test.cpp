@@ -1,0 +1,267 @@
+// The host agent end to end: `vdist host` as a child process, its nodes as its children.
+// Every test runs its own agent (its own DIR and host name, so node names stay unique on the
+// shared epmd) and checks that nothing is left behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "vdist/discovery/agent_control.hpp"
+#include "vdist/discovery/agent_protocol.hpp"
+#include "vdist/test/child_process.hpp"
+#include "vdist/test/eventually.hpp"
+
+namespace vdist::discovery {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct node_row {
+    std::string name;
+    std::uint32_t domid = 0;
+    pid_t pid = 0;
+    std::uint32_t generation = 0;
+    std::string state;
+};
+
+std::vector<std::string> words_of(const std::string& line) {
+    std::istringstream in(line);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) {
+        words.push_back(w);
+    }
+    return words;
+}
+
+bool process_gone(pid_t pid) {
+    return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+class HostAgentTest : public ::testing::Test {
+  protected:
+    void SetUp() override { start_agent({}); }
+
+    void start_agent(std::vector<std::string> extra) {
+        static int counter = 0;
+        host_ = "t" + std::to_string(::getpid()) + "x" + std::to_string(++counter);
+        dir_ = std::filesystem::temp_directory_path() / ("vdist-agent-test-" + host_);
+        std::filesystem::remove_all(dir_);
+        std::vector<std::string> args{"host", "--dir", dir_.string(), "--host", host_};
+        args.insert(args.end(), extra.begin(), extra.end());
+        agent_.emplace(VDIST_BINARY, args);
+        ASSERT_TRUE(test::eventually([&] { return std::filesystem::exists(dir_ / "agent.sock"); }))
+            << "the agent did not create its control socket";
+    }
+
+    void TearDown() override {
+        const auto nodes = ls_pids();
+        if (agent_) {
+            agent_->kill(SIGTERM);
+            EXPECT_TRUE(agent_->wait(10s)) << "the agent did not stop on SIGTERM";
+        }
+        for (const pid_t pid : nodes) {
+            EXPECT_TRUE(test::eventually([&] { return process_gone(pid); }, 5s))
+                << "node process " << pid << " survived its agent";
+        }
+        std::filesystem::remove_all(dir_);
+    }
+
+    std::vector<std::string> request(const std::string& line) {
+        auto answer = control_request(dir_, line);
+        EXPECT_TRUE(answer) << line << ": " << (answer ? "" : answer.error().message());
+        return answer ? *answer : std::vector<std::string>{};
+    }
+
+    node_row spawn(const std::string& name, const std::string& restart) {
+        const auto answer = request("spawn " + name + " " + restart);
+        const auto w = answer.empty() ? std::vector<std::string>{} : words_of(answer.front());
+        EXPECT_EQ(w.size(), 5u) << (answer.empty() ? "" : answer.front());
+        if (w.size() != 5 || w[0] != "ok") {
+            return {};
+        }
+        return {w[1], static_cast<std::uint32_t>(std::stoul(w[2])),
+                static_cast<pid_t>(std::stol(w[3])), 1, "running"};
+    }
+
+    std::map<std::string, node_row> ls() {
+        std::map<std::string, node_row> rows;
+        for (const auto& line : request("ls")) {
+            const auto w = words_of(line);
+            if (w.size() == 7 && w[0] == "node") {
+                rows[w[1]] = {w[1], static_cast<std::uint32_t>(std::stoul(w[2])),
+                              static_cast<pid_t>(std::stol(w[3])),
+                              static_cast<std::uint32_t>(std::stoul(w[4])), w[5]};
+            }
+        }
+        return rows;
+    }
+
+    std::vector<pid_t> ls_pids() {
+        std::vector<pid_t> pids;
+        if (!std::filesystem::exists(dir_ / "agent.sock")) {
+            return pids;
+        }
+        auto answer = control_request(dir_, "ls");
+        for (const auto& line : answer ? *answer : std::vector<std::string>{}) {
+            const auto w = words_of(line);
+            if (w.size() == 7 && w[0] == "node" && w[3] != "0") {
+                pids.push_back(static_cast<pid_t>(std::stol(w[3])));
+            }
+        }
+        return pids;
+    }
+
+    std::vector<std::string> store_keys() {
+        std::vector<std::string> keys;
+        for (const auto& line : request("store")) {
+            if (line.starts_with("key ")) {
+                keys.push_back(line.substr(4));
+            }
+        }
+        return keys;
+    }
+
+    bool has_key_under(const std::string& prefix) {
+        for (const auto& key : store_keys()) {
+            if (key == prefix || key.starts_with(prefix + "/")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    std::string host_;
+    std::filesystem::path dir_;
+    std::optional<test::child_process> agent_;
+};
+
+TEST_F(HostAgentTest, shouldListEveryNodeWithItsDomidWhenThreeAreSpawned) {
+    std::vector<node_row> spawned;
+    for (int i = 0; i < 3; ++i) {
+        spawned.push_back(spawn("-", "permanent"));
+    }
+    const auto rows = ls();
+    ASSERT_EQ(rows.size(), 3u);
+    std::set<std::uint32_t> domids;
+    for (const auto& s : spawned) {
+        ASSERT_TRUE(rows.contains(s.name)) << s.name;
+        EXPECT_EQ(rows.at(s.name).domid, s.domid);
+        EXPECT_EQ(rows.at(s.name).pid, s.pid);
+        EXPECT_EQ(rows.at(s.name).state, "running");
+        EXPECT_NE(s.domid, 0u);
+        domids.insert(s.domid);
+        EXPECT_TRUE(
+            has_key_under("/local/domain/" + std::to_string(s.domid) + "/data/vdist/node/name"));
+    }
+    EXPECT_EQ(domids.size(), 3u) << "domids are host-unique";
+}
+
+TEST_F(HostAgentTest, shouldRestartWithNewDomidAndNextGenerationWhenKilledWithSignal9) {
+    const auto first = spawn("p", "permanent");
+    ASSERT_NE(first.domid, 0u);
+    ASSERT_EQ(request("kill p 9").front(), "ok");
+    ASSERT_TRUE(test::eventually([&] {
+        const auto rows = ls();
+        return rows.contains(first.name) && rows.at(first.name).domid != first.domid &&
+               rows.at(first.name).state == "running";
+    })) << "not restarted";
+    const auto again = ls().at(first.name);
+    EXPECT_EQ(again.generation, 2u);
+    EXPECT_GT(again.domid, first.domid) << "domids are not reused";
+    EXPECT_NE(again.pid, first.pid);
+    EXPECT_TRUE(process_gone(first.pid));
+    EXPECT_FALSE(has_key_under("/local/domain/" + std::to_string(first.domid)))
+        << "the dead domain's keys stay";
+    EXPECT_TRUE(has_key_under("/local/domain/" + std::to_string(again.domid)));
+}
+
+TEST_F(HostAgentTest, shouldNotRestartWhenTemporaryNodeIsKilled) {
+    const auto node = spawn("temp", "temporary");
+    ASSERT_NE(node.domid, 0u);
+    ASSERT_EQ(request("kill temp 9").front(), "ok");
+    ASSERT_TRUE(test::eventually([&] { return ls().empty(); }));
+    EXPECT_FALSE(has_key_under("/local/domain/" + std::to_string(node.domid)));
+    EXPECT_TRUE(store_keys().empty()) << "the store keeps keys of a gone node";
+}
+
+TEST_F(HostAgentTest, shouldStopCleanlyAndNotRestartWhenKilledWithoutSignal) {
+    const auto node = spawn("clean", "permanent");
+    ASSERT_NE(node.domid, 0u);
+    ASSERT_EQ(request("kill clean 0").front(), "ok");
+    ASSERT_TRUE(test::eventually([&] { return ls().empty(); }));
+    EXPECT_TRUE(process_gone(node.pid));
+}
+
+TEST_F(HostAgentTest, shouldGiveUpWhenRestartIntensityIsExceeded) {
+    agent_->kill(SIGTERM);
+    ASSERT_TRUE(agent_->wait(10s));
+    start_agent({"--max-restarts", "2", "--period", "60"});
+    ASSERT_NE(spawn("flaky", "permanent").domid, 0u);
+    for (int kill = 0; kill < 3; ++kill) {
+        const auto before = ls().at("flaky@localhost");
+        ASSERT_EQ(before.state, "running");
+        ASSERT_EQ(request("kill flaky 9").front(), "ok");
+        ASSERT_TRUE(test::eventually([&] {
+            const auto row = ls().at("flaky@localhost");
+            return row.domid != before.domid && (row.state == "running" || row.state == "given_up");
+        }));
+    }
+    const auto row = ls().at("flaky@localhost");
+    EXPECT_EQ(row.state, "given_up");
+    EXPECT_EQ(row.domid, 0u);
+    EXPECT_TRUE(store_keys().empty());
+}
+
+TEST_F(HostAgentTest, shouldLeaveNoChildKeyOrSocketWhenAgentIsStopped) {
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 3; ++i) {
+        pids.push_back(spawn("-", i == 0 ? "temporary" : "permanent").pid);
+    }
+    agent_->kill(SIGTERM);
+    const auto status = agent_->wait(10s);
+    ASSERT_TRUE(status);
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+    for (const pid_t pid : pids) {
+        EXPECT_TRUE(process_gone(pid)) << pid;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "agent.sock"));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "store.sock"));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run"));
+    agent_.reset();
+}
+
+// A node given a malformed first frame says why and exits (status 2), without starting.
+TEST(FirstChannelTest, shouldExitWithClearErrorWhenFrameIsMalformed) {
+    for (const std::string& garbage :
+         {std::string("\xff\xff\xff\xff", 4), std::string("\0\0\0\3abc", 7)}) {
+        int pair[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+        // The child_process helper gives the child fd 3 when we dup our end there first.
+        const int saved = ::dup(3);
+        ASSERT_GE(::dup2(pair[1], 3), 0);
+        test::child_process node(VDIST_BINARY, {"node", "--agent-fd", "3"},
+                                 test::child_options{.merge_stderr = true});
+        if (saved >= 0) {
+            ::dup2(saved, 3);
+            ::close(saved);
+        } else {
+            ::close(3);
+        }
+        ::close(pair[1]);
+        ASSERT_EQ(::send(pair[0], garbage.data(), garbage.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(garbage.size()));
+        const auto status = node.wait(10s);
+        ASSERT_TRUE(status) << "the node did not exit";
+        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
+        EXPECT_NE(node.output(2s).find("first channel"), std::string::npos);
+        ::close(pair[0]);
+    }
+}
+
+}  // namespace
+}  // namespace vdist::discovery
