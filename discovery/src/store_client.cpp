@@ -1,6 +1,9 @@
 #include "vdist/discovery/store_client.hpp"
 
+// xenstore.h declares C functions without extern "C".
+extern "C" {
 #include <xenstore.h>
+}
 
 #include <cerrno>
 #include <cstdlib>

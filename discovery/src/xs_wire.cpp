@@ -56,7 +56,7 @@ struct named_error {
     std::string_view name;
 };
 // The errors xs_wire.h's xsd_errors lists, in its order.
-constexpr std::array<named_error, 15> named_errors{{{EINVAL, "EINVAL"},
+constexpr std::array<named_error, 16> named_errors{{{EINVAL, "EINVAL"},
                                                     {EACCES, "EACCES"},
                                                     {EEXIST, "EEXIST"},
                                                     {EISDIR, "EISDIR"},
@@ -70,7 +70,10 @@ constexpr std::array<named_error, 15> named_errors{{{EINVAL, "EINVAL"},
                                                     {EBUSY, "EBUSY"},
                                                     {EAGAIN, "EAGAIN"},
                                                     {EISCONN, "EISCONN"},
-                                                    {E2BIG, "E2BIG"}}};
+                                                    {E2BIG, "E2BIG"},
+                                                    {EPERM, "EPERM"}}};
+
+static_assert(named_errors.size() == sizeof(xsd_errors) / sizeof(xsd_errors[0]));
 
 }  // namespace
 
