@@ -485,7 +485,11 @@ std::expected<void, int> store_model::watch(store_domid domid, connection_id con
     if (mine >= max_watches_per_connection) {
         return std::unexpected(E2BIG);
     }
-    watches_.push_back({conn, domid, full, std::string(token)});
+    std::string relative_to;
+    if (!is_special(path) && path.front() != '/') {
+        relative_to = domain_path(domid) + "/";
+    }
+    watches_.push_back({conn, domid, full, std::string(token), std::move(relative_to)});
     // As xenstored: every new watch fires once at once (with the path as given).
     deliveries_.push_back({conn, std::string(path), std::string(token)});
     return {};
@@ -525,12 +529,19 @@ void store_model::fire(const std::vector<change>& changes) {
             if (!allowed(entry.domid, changed.permissions, access::read)) {
                 continue;
             }
+            std::string_view reported;
             if (is_subpath(entry.path, changed.path)) {
-                deliveries_.push_back({entry.connection, changed.path, entry.token});
+                reported = changed.path;
             } else if (changed.removed && is_subpath(changed.path, entry.path)) {
                 // A watched node went with an ancestor: the event names the watched node.
-                deliveries_.push_back({entry.connection, entry.path, entry.token});
+                reported = entry.path;
+            } else {
+                continue;
             }
+            if (!entry.relative_to.empty() && reported.starts_with(entry.relative_to)) {
+                reported.remove_prefix(entry.relative_to.size());
+            }
+            deliveries_.push_back({entry.connection, std::string(reported), entry.token});
         }
     }
     if (&changes == &direct_changes_) {

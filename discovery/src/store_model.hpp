@@ -167,6 +167,9 @@ class store_model {
         store_domid domid = 0;
         std::string path;
         std::string token;
+        /// For a watch given as a relative path: "/local/domain/<d>/", cut from event paths
+        /// (as xenstored reports them relative again).
+        std::string relative_to;
     };
 
     /// The tree and log an operation works on: the transaction's snapshot, or the store.

@@ -125,3 +125,15 @@ TEST_F(StoreModelTest, shouldDropWatchesAndTransactionsWhenConnectionGoes) {
     EXPECT_EQ(model.transaction_count(), 0U);
     EXPECT_TRUE(model.take_deliveries().empty());
 }
+
+TEST_F(StoreModelTest, shouldReportRelativePathsWhenWatchWasRelative) {
+    ASSERT_TRUE(model.watch(5, conn_a, "data", "t"));
+    const auto initial = model.take_deliveries();
+    ASSERT_EQ(initial.size(), 1U);
+    EXPECT_EQ(initial[0].path, "data");
+    ASSERT_TRUE(model.write(5, conn_b, 0, "/local/domain/5/data/x", "1"));
+    const auto events = model.take_deliveries();
+    ASSERT_EQ(events.size(), 1U);
+    EXPECT_EQ(events[0].path, "data/x");
+    EXPECT_TRUE(model.unwatch(5, conn_a, "data", "t"));
+}
