@@ -198,7 +198,7 @@ struct store_server::impl {
                     conn.doomed = true;
                     break;
                 }
-                for (;;) {
+                while (!conn.doomed) {
                     auto next = conn.input.next();
                     if (!next) {
                         conn.doomed = true;  // framing is broken: nothing after it is trustworthy

@@ -273,6 +273,25 @@ TEST_F(StoreServerTest, shouldDisconnectWhenClientNeverReadsItsWatchEvents) {
     expect_still_serving();
 }
 
+TEST_F(StoreServerTest, shouldDisconnectWhenClientNeverReadsItsReplies) {
+    store.with_server(
+        [](store_server& s) { ASSERT_TRUE(s.write("/big", std::string(4000, 'v'))); });
+    raw_client raw(store.socket());
+    ASSERT_TRUE(raw.connected());
+    const std::string read_big = request(xs::XS_READ, std::string_view("/big\0", 5));
+    std::string burst;
+    for (int i = 0; i < 64; ++i) {
+        burst += read_big;
+    }
+    // Each request asks for 4 KB of reply; the server must give up on us long before 10 MB.
+    bool sent_all = true;
+    for (int i = 0; i < 40 && sent_all; ++i) {
+        sent_all = raw.send(burst);
+    }
+    EXPECT_TRUE(vdist::test::eventually([&] { return store.connections() == 0; }));
+    expect_still_serving();
+}
+
 TEST_F(StoreServerTest, shouldCloseConnectionWhenIdentityIsRefused) {
     store.identify_next_as(std::nullopt);
     raw_client raw(store.socket());
