@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "vdist/discovery/agent_link.hpp"
+#include "vdist/discovery/store_client.hpp"
+#include "vdist/discovery/store_ring_directory.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
@@ -34,14 +37,36 @@ int run_agent_node(int fd) {
         : config->wait == discovery::node_wait::spin ? transport::wait_mode::spin_then_block
                                                      : transport::wait_mode::block;
     runtime::node host(node_settings);
-    // TCP distribution with EPMD registration: nodes of other hosts and erl reach this node.
-    // The ring carrier (host_backend, store_ring_directory) joins here once distribution
-    // takes a ring directory.
+    // Rings to nodes of this host (found through the host store), TCP with EPMD registration
+    // for the others and for erl.
     runtime::distribution_config dist_config{
         .cookie = config->cookie,
         .net_ticktime = std::chrono::milliseconds(config->ticktime_ms),
         .log = log,
     };
+    std::unique_ptr<discovery::store_ring_directory> directory;
+    if (!config->store.empty()) {
+        const auto domid = static_cast<transport::domid_t>(config->domid);
+        auto backend = transport::host_backend::create(domid, config->run_dir);
+        if (!backend) {
+            log("host backend: " + backend.error().message());
+            return 1;
+        }
+        auto client = discovery::store_client::open(config->store);
+        if (!client) {
+            log("host store " + config->store + ": " + client.error().message());
+            return 1;
+        }
+        auto opened = discovery::store_ring_directory::open(std::move(*client), domid);
+        if (!opened) {
+            log("ring directory: " + opened.error().message());
+            return 1;
+        }
+        directory = std::move(*opened);
+        dist_config.ring_backend = std::make_shared<transport::host_backend>(std::move(*backend));
+        dist_config.directory = directory.get();
+        dist_config.ring_wait.mode = node_settings.idle.mode;
+    }
     auto dist = runtime::distribution::start(host, dist_config);
     if (!dist) {
         log("distribution did not start: " + dist.error().message());

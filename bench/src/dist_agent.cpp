@@ -4,6 +4,7 @@
 /// protocol of bench/dist/dist_agent.escript (the erl node) and measures the same way: the
 /// driver is a process of the node, timed with steady_clock from its own handlers.
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -21,6 +22,9 @@
 #include <vector>
 
 #include "vdist/bench/dist_compare.hpp"
+#include "vdist/discovery/keys.hpp"
+#include "vdist/discovery/store_ring_directory.hpp"
+#include "vdist/discovery/store_server.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
@@ -120,6 +124,10 @@ class agent {
             host_.stop();
             return;
         }
+        if (words[0] == "idle" && words.size() == 2) {
+            set_idle(words[1]);
+            return;
+        }
         std::vector<std::uint64_t> numbers;
         for (std::size_t i = 2; i < words.size(); ++i) {
             const auto number = parse_number<std::uint64_t>(words[i]);
@@ -140,6 +148,21 @@ class agent {
     }
 
   private:
+    /// `idle MODE`: busy-poll only while a pair measures (two busy nodes take both cores).
+    void set_idle(const std::string& mode) {
+        if (mode == "default") {
+            host_.set_idle(default_idle_);
+        } else if (const auto parsed = transport::parse_wait_mode(mode)) {
+            auto policy = default_idle_;
+            policy.mode = *parsed;
+            host_.set_idle(policy);
+        } else {
+            write_line("error unknown idle mode " + mode);
+            return;
+        }
+        write_line("ok");
+    }
+
     // -- the responder ---------------------------------------------------------------------------
 
     void respond(process& me, term message) {
@@ -304,6 +327,7 @@ class agent {
     }
 
     node& host_;
+    transport::wait_policy default_idle_ = host_.idle();
     atom bench_, hello_, ping_, pong_, stream_, data_, ack_;
     // The responder's stream state.
     std::optional<pid> ack_to_;
@@ -313,7 +337,8 @@ class agent {
 
 }  // namespace
 
-int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle) {
+int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle,
+                   const ring_agent_options& rings) {
     ::signal(SIGPIPE, SIG_IGN);
     node_config settings{.name = name};
     if (!idle.empty()) {
@@ -333,6 +358,24 @@ int run_dist_agent(const std::string& name, const std::string& cookie, const std
                 std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
             },
     };
+    std::unique_ptr<discovery::store_ring_directory> directory;
+    if (rings.domid != 0) {
+        const auto domid = static_cast<transport::domid_t>(rings.domid);
+        auto backend = transport::host_backend::create(domid, rings.run_dir);
+        auto client = discovery::store_client::open(rings.store);
+        if (!backend || !client) {
+            write_line("error rings: " + (backend ? client.error() : backend.error()).message());
+            return 1;
+        }
+        auto opened = discovery::store_ring_directory::open(std::move(*client), domid);
+        if (!opened) {
+            write_line("error ring directory: " + opened.error().message());
+            return 1;
+        }
+        directory = std::move(*opened);
+        config.ring_backend = std::make_shared<transport::host_backend>(std::move(*backend));
+        config.directory = directory.get();
+    }
     auto started = distribution::start(host, config);
     if (!started) {
         write_line("error distribution did not start: " + started.error().message());
@@ -362,6 +405,7 @@ int run_dist_agent(const std::string& name, const std::string& cookie, const std
     });
     const auto& policy = settings.idle;
     write_line("ready " + name + " port=" + std::to_string((*started)->listen_port()) +
+               (rings.domid != 0 ? " rings=domid " + std::to_string(rings.domid) : "") +
                " idle=" + std::string(transport::wait_mode_name(policy.mode)) +
                (policy.mode == transport::wait_mode::spin_then_block
                     ? "(" + std::to_string(policy.spin.count() / 1000) + " us)"
@@ -370,6 +414,47 @@ int run_dist_agent(const std::string& name, const std::string& cookie, const std
     host.unwatch_fd(STDIN_FILENO);
     started->reset();
     return 0;
+}
+
+int run_bench_store(const std::string& socket, const std::vector<std::string>& nodes) {
+    auto server = discovery::store_server::listen(
+        socket, [](pid_t, uid_t) -> std::optional<discovery::store_domid> { return 0; });
+    if (!server) {
+        write_line("error store: " + server.error().message());
+        return 1;
+    }
+    auto& store = **server;
+    for (const auto& entry : nodes) {
+        const auto equals = entry.find('=');
+        if (equals == std::string::npos) {
+            write_line("error bad node " + entry);
+            return 1;
+        }
+        const auto path = discovery::node_entry_path(entry.substr(0, equals));
+        const bool written = store.write(path + "/domid", entry.substr(equals + 1)).has_value() &&
+                             store.write(path + "/host", "bench").has_value() &&
+                             store.write(path + "/generation", "1").has_value();
+        if (!written) {
+            write_line("error cannot write " + path);
+            return 1;
+        }
+    }
+    write_line("ready store " + socket);
+    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {store.native_handle(), POLLIN, 0}};
+    for (;;) {
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) {
+            return 1;
+        }
+        if (fds[1].revents != 0) {
+            store.poll();
+        }
+        if (fds[0].revents != 0) {
+            char chunk[256];
+            if (::read(STDIN_FILENO, chunk, sizeof chunk) <= 0) {
+                return 0;  // the coordinator is gone, or said quit and closed
+            }
+        }
+    }
 }
 
 }  // namespace vdist::bench

@@ -257,6 +257,7 @@ enum class kind { vdist, erl };
 struct node_spec {
     std::string name;  // alive@127.0.0.1
     kind what;
+    unsigned domid = 0;  // a C++ node on rings: its domid in the host store
 };
 
 /// A pair: the driver measures against the responder.
@@ -265,6 +266,9 @@ struct pair_spec {
     std::size_t driver;
     std::size_t responder;
     bool needs_erl;
+    /// How both C++ nodes wait while this pair measures ("busy"); empty: their default. Set
+    /// before and reset after, so that busy-polling nodes never take the CPU from other pairs.
+    std::string idle;
 };
 
 /// One node process and what it said when it started.
@@ -365,7 +369,11 @@ class run {
 
   private:
     [[nodiscard]] outcome<void> start_epmd();
+    [[nodiscard]] outcome<void> start_store();
     [[nodiscard]] outcome<void> start_nodes();
+    [[nodiscard]] std::filesystem::path store_socket() const { return log_dir_ / "store.sock"; }
+    /// Sets how the pair's nodes wait (pair_spec::idle), or back to their default.
+    [[nodiscard]] outcome<void> set_idle(const pair_spec& pair, bool measuring);
     /// Sends `command` to node `driver` and returns the numbers of its `ok` reply.
     [[nodiscard]] outcome<std::vector<std::int64_t>> ask(std::size_t driver,
                                                          const std::string& command);
@@ -382,6 +390,7 @@ class run {
     std::string cookie_ = random_cookie();
     std::uint16_t epmd_port_ = 0;
     child epmd_;
+    child store_;  // the host store of the ring pairs
     std::vector<std::unique_ptr<agent_node>> nodes_;
     std::vector<pair_spec> pairs_;
     std::vector<size_plan> sizes_;
@@ -427,6 +436,43 @@ outcome<void> run::start_epmd() {
                    (log_dir_ / "epmd.log").string() + ")");
 }
 
+outcome<void> run::start_store() {
+    std::vector<std::string> argv{self_executable()};
+    argv.insert(argv.end(), options_.agent_prefix.begin(), options_.agent_prefix.end());
+    argv.insert(argv.end(), {"--store-server", store_socket().string()});
+    for (const auto& n : nodes_) {
+        if (n->spec.domid != 0) {
+            argv.insert(argv.end(),
+                        {"--ring-node", n->spec.name + "=" + std::to_string(n->spec.domid)});
+        }
+    }
+    if (auto started = store_.start(argv, {}, log_dir_ / "store.log", true); !started) {
+        return failure("starting the host store: " + started.error());
+    }
+    const auto line = store_.read_line(start_timeout);
+    if (!line || !line->starts_with("ready ")) {
+        return failure("the host store did not start" + (line ? ": " + *line : std::string()));
+    }
+    std::error_code ignored;
+    std::filesystem::create_directories(log_dir_ / "run", ignored);
+    return {};
+}
+
+outcome<void> run::set_idle(const pair_spec& pair, bool measuring) {
+    if (pair.idle.empty()) {
+        return {};
+    }
+    for (const std::size_t n : {pair.driver, pair.responder}) {
+        if (nodes_[n]->spec.what != kind::vdist) {
+            continue;
+        }
+        if (auto done = ask(n, "idle " + (measuring ? pair.idle : std::string("default"))); !done) {
+            return failure(done.error());
+        }
+    }
+    return {};
+}
+
 outcome<void> run::start_nodes() {
     const std::string epmd_env = "ERL_EPMD_PORT=" + std::to_string(epmd_port_);
     const std::string self = self_executable();
@@ -441,6 +487,11 @@ outcome<void> run::start_nodes() {
             argv.insert(argv.end(), {"--agent", n->spec.name, "--cookie", cookie_});
             if (!options_.vdist_idle.empty()) {
                 argv.insert(argv.end(), {"--idle", options_.vdist_idle});
+            }
+            if (n->spec.domid != 0) {
+                argv.insert(argv.end(),
+                            {"--ring-domid", std::to_string(n->spec.domid), "--store",
+                             store_socket().string(), "--run-dir", (log_dir_ / "run").string()});
             }
         } else {
             argv = {VDIST_ESCRIPT, VDIST_DIST_AGENT_SCRIPT};
@@ -523,8 +574,8 @@ outcome<double> run::stream(const pair_spec& pair, const size_plan& plan) {
 
 void run::print_configuration() const {
     std::printf(
-        "dist_bench: Erlang distribution over TCP on one machine, vdist C++ nodes and erl "
-        "nodes\n");
+        "dist_bench: Erlang distribution on one machine, vdist C++ nodes over TCP and over "
+        "vchan rings, erl nodes over TCP\n");
 #ifdef __OPTIMIZE__
     std::printf("build:     optimized\n");
 #else
@@ -546,6 +597,15 @@ void run::print_configuration() const {
                 VDIST_DIST_AGENT_SCRIPT, n->process.pid(), n->description.c_str(),
                 options_.erl_flags.empty() ? "" : ", ERL_FLAGS += ", options_.erl_flags.c_str());
         }
+    }
+    if (!options_.no_rings) {
+        std::printf(
+            "rings:     ring_a/ring_b find each other in a host store (a child serving XenStore's "
+            "protocol on %s);\n"
+            "           vchan rings of the host backend (memfd pages, eventfds); `ring→ring busy`"
+            " switches both\n"
+            "           nodes to busy-polling only while that pair measures\n",
+            store_socket().c_str());
     }
     std::printf("pairs:     driver→responder; the driver measures, the responder answers\n");
     std::printf("payloads:  binaries of");
@@ -649,8 +709,10 @@ void run::print_results() const {
             "faster than erl↔erl)\n"
             "  round trip = rtt p50 of the pair / rtt p50 of erl→erl   (lower is better; < 1: "
             "faster than erl↔erl)\n"
-            "  target (the issue): vdist→vdist at least matches erl↔erl: throughput >= 1, round "
-            "trip <= 1\n");
+            "  targets: vdist→vdist (TCP) at least matches erl↔erl: throughput >= 1, round "
+            "trip <= 1;\n"
+            "           ring→ring busy (rings, busy-polling nodes), small messages: throughput >= "
+            "20, round trip <= 0.1\n");
         std::printf("%-8s %-13s %11s %11s  %s\n", "size", "pair", "throughput", "round trip",
                     "target");
         for (std::size_t s = 0; s < sizes_.size(); ++s) {
@@ -675,7 +737,15 @@ void run::print_results() const {
                 const double rate = has_rate ? median(rate_ratios) : 0;
                 const double rtt = has_rtt ? median(rtt_ratios) : 0;
                 std::string verdict;
-                if (pairs_[p].label == "vdist→vdist") {
+                if (pairs_[p].label == "ring→ring busy" && sizes_[s].bytes <= 1024) {
+                    verdict =
+                        !has_rate || !has_rtt ? "n/a"
+                        : rate >= 20.0 && rtt <= 0.1
+                            ? "met (>= 20x, <= 0.1x)"
+                            : fmt::format("NOT MET ({})", rate < 20.0 && rtt > 0.1 ? "< 20x, > 0.1x"
+                                                          : rate < 20.0            ? "< 20x"
+                                                                                   : "> 0.1x");
+                } else if (pairs_[p].label == "vdist→vdist") {
                     verdict = !has_rate || !has_rtt ? "n/a"
                               : rate >= 1.0 && rtt <= 1.0
                                   ? "met"
@@ -736,6 +806,7 @@ void run::shutdown() {
     for (auto& n : nodes_) {
         n->process.stop();
     }
+    store_.stop();
     epmd_.stop(0ms);
 }
 
@@ -750,13 +821,24 @@ int run::execute() {
     const bool with_erl = !options_.no_erl && ::access(VDIST_ESCRIPT, X_OK) == 0;
     nodes_.push_back(std::make_unique<agent_node>(node_spec{"vdist_a@127.0.0.1", kind::vdist}));
     nodes_.push_back(std::make_unique<agent_node>(node_spec{"vdist_b@127.0.0.1", kind::vdist}));
-    pairs_.push_back({"vdist→vdist", 0, 1, false});
+    pairs_.push_back({"vdist→vdist", 0, 1, false, ""});
+    if (!options_.no_rings) {
+        // The same C++ nodes' code over vchan rings (host backend), found in a host store.
+        const std::size_t a = nodes_.size();
+        nodes_.push_back(
+            std::make_unique<agent_node>(node_spec{"ring_a@127.0.0.1", kind::vdist, 1}));
+        nodes_.push_back(
+            std::make_unique<agent_node>(node_spec{"ring_b@127.0.0.1", kind::vdist, 2}));
+        pairs_.push_back({"ring→ring", a, a + 1, false, ""});
+        pairs_.push_back({"ring→ring busy", a, a + 1, false, "busy"});
+    }
     if (with_erl) {
+        const std::size_t e = nodes_.size();
         nodes_.push_back(std::make_unique<agent_node>(node_spec{"erl_a@127.0.0.1", kind::erl}));
         nodes_.push_back(std::make_unique<agent_node>(node_spec{"erl_b@127.0.0.1", kind::erl}));
-        pairs_.push_back({"vdist→erl", 0, 2, true});
-        pairs_.push_back({"erl→vdist", 2, 0, true});
-        pairs_.push_back({"erl→erl", 2, 3, true});
+        pairs_.push_back({"vdist→erl", 0, e, true, ""});
+        pairs_.push_back({"erl→vdist", e, 0, true, ""});
+        pairs_.push_back({"erl→erl", e, e + 1, true, ""});
     }
     for (const auto bytes : options_.sizes) {
         sizes_.push_back(plan_for(bytes, options_));
@@ -766,6 +848,13 @@ int run::execute() {
         std::fprintf(stderr, "dist_bench: %s\n", started.error().c_str());
         shutdown();
         return 2;
+    }
+    if (!options_.no_rings) {
+        if (auto started = start_store(); !started) {
+            std::fprintf(stderr, "dist_bench: %s\n", started.error().c_str());
+            shutdown();
+            return 2;
+        }
     }
     if (auto started = start_nodes(); !started) {
         std::fprintf(stderr, "dist_bench: %s\n", started.error().c_str());
@@ -782,8 +871,14 @@ int run::execute() {
     // Warm-up: every connection set up and every code path run once.
     for (const auto& pair : pairs_) {
         for (const auto& s : sizes_) {
+            if (auto idle = set_idle(pair, true); !idle) {
+                note_error("idle " + pair.label + ": " + idle.error());
+            }
             if (auto warm = pingpong(pair, s.bytes, 0, 20); !warm) {
                 note_error("warm-up " + pair.label + ": " + warm.error());
+            }
+            if (auto idle = set_idle(pair, false); !idle) {
+                note_error("idle " + pair.label + ": " + idle.error());
             }
         }
     }
@@ -796,6 +891,9 @@ int run::execute() {
             for (std::size_t i = 0; i < pairs_.size(); ++i) {
                 const std::size_t p = (i + r) % pairs_.size();
                 cell& c = results_[p][s][r];
+                if (auto idle = set_idle(pairs_[p], true); !idle) {
+                    note_error("idle " + pairs_[p].label + ": " + idle.error());
+                }
                 if (auto rtt =
                         pingpong(pairs_[p], sizes_[s].bytes, sizes_[s].warmup, sizes_[s].trips)) {
                     c.rtt = *rtt;
@@ -807,6 +905,9 @@ int run::execute() {
                 } else {
                     note_error(pairs_[p].label + " stream: " + rate.error());
                 }
+                if (auto idle = set_idle(pairs_[p], false); !idle) {
+                    note_error("idle " + pairs_[p].label + ": " + idle.error());
+                }
             }
         }
     }
@@ -817,6 +918,9 @@ int run::execute() {
         for (unsigned r = 0; r < options_.big_rounds; ++r) {
             for (std::size_t i = 0; i < pairs_.size(); ++i) {
                 const std::size_t p = (i + r) % pairs_.size();
+                if (!pairs_[p].idle.empty()) {
+                    continue;  // the big echo is bandwidth, not waiting: once per pair of nodes
+                }
                 auto samples =
                     ask(pairs_[p].driver,
                         fmt::format("pingpong {} {} 0 1", nodes_[pairs_[p].responder]->spec.name,
@@ -889,6 +993,9 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
         std::string agent;
         std::string cookie;
         std::string idle;
+        ring_agent_options rings;
+        std::string store_server;
+        std::vector<std::string> ring_nodes;
         CLI::Option* big_option = nullptr;
         CLI::Option* big_rounds_option = nullptr;
     };
@@ -920,6 +1027,15 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
                         "--short 1)")
             ->check(CLI::Range(1U, 100U));
     command.add_flag("--no-erl", v->options.no_erl, "vdist→vdist only (no erl nodes, no ratios)");
+    command.add_flag("--no-rings", v->options.no_rings,
+                     "leave out the ring pairs (C++ nodes over vchan rings)");
+    command.add_option("--ring-domid", v->rings.domid, "(internal) the agent's domid")->group("");
+    command.add_option("--store", v->rings.store, "(internal) the host store's socket")->group("");
+    command.add_option("--run-dir", v->rings.run_dir, "(internal) rendezvous sockets")->group("");
+    command.add_option("--store-server", v->store_server, "(internal) serve the host store")
+        ->group("");
+    command.add_option("--ring-node", v->ring_nodes, "(internal) NAME=DOMID in the store")
+        ->group("");
     command.add_option("--erl-flags", v->options.erl_flags,
                        "added to the erl nodes' ERL_FLAGS, e.g. \"+S 1\"");
     command
@@ -935,8 +1051,10 @@ void setup_dist_command(CLI::App& command, std::vector<std::string> agent_prefix
     command.add_option("--idle", v->idle, "(internal) the agent's idle mode")->group("");
     command.callback([v] {
         int status = 0;
-        if (!v->agent.empty()) {
-            status = run_dist_agent(v->agent, v->cookie, v->idle);
+        if (!v->store_server.empty()) {
+            status = run_bench_store(v->store_server, v->ring_nodes);
+        } else if (!v->agent.empty()) {
+            status = run_dist_agent(v->agent, v->cookie, v->idle, v->rings);
         } else {
             dist_options options = v->options;
             if (options.short_run && v->big_option->count() == 0) {

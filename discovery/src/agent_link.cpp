@@ -178,7 +178,9 @@ void agent_link::readable() {
         } else if (auto* stats = std::get_if<stats_request>(&*message)) {
             stats_reply reply{stats->ref, {}};
             for (const auto& c : dist_->connections()) {
-                reply.connections.push_back({std::string(c.peer.text()), "tcp", c.stats.messages_in,
+                reply.connections.push_back({std::string(c.peer.text()),
+                                             c.carrier == runtime::carrier_kind::ring ? "ring"
+                                                                                      : "tcp", c.stats.messages_in,
                                              c.stats.messages_out, c.stats.bytes_in,
                                              c.stats.bytes_out});
             }

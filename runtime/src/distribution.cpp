@@ -16,6 +16,7 @@
 
 #include "vdist/dist/epmd.hpp"
 #include "vdist/dist/handshake.hpp"
+#include "vdist/transport/vchan.hpp"
 
 namespace vdist::runtime {
 namespace {
@@ -44,11 +45,123 @@ constexpr std::size_t retained_output_capacity = std::size_t{4} << 20;
     return std::error_code(error, std::generic_category()).message();
 }
 
+// What a carrier did with a read or write.
+enum class io_status { moved, would_block, closed, failed };
+
+struct io_result {
+    io_result(io_status outcome, std::size_t count = 0, std::string why = {})
+        : status(outcome), bytes(count), error(std::move(why)) {}
+    io_status status;
+    std::size_t bytes;
+    std::string error;  // why, when failed
+};
+
+using ring_type = transport::ring_channel<transport::host_backend>;
+
 }  // namespace
 
-// One connection to a peer node: a socket, and the protocol state on it.
+// How a connection's bytes move: the only place that knows sockets from rings. Chosen once,
+// when the connection is made; the protocol above it is the same for both.
+class distribution::byte_carrier {
+  public:
+    byte_carrier() = default;
+    byte_carrier(const byte_carrier&) = delete;
+    byte_carrier& operator=(const byte_carrier&) = delete;
+    virtual ~byte_carrier() = default;
+    /// The fd the loop watches (the connection's key).
+    [[nodiscard]] virtual int handle() const noexcept = 0;
+    [[nodiscard]] virtual carrier_kind kind() const noexcept = 0;
+    /// Non-blocking; would_block when nothing is there, closed when the peer has gone.
+    [[nodiscard]] virtual io_result read(std::span<std::byte> into) = 0;
+    /// Non-blocking; would_block when no byte fits now.
+    [[nodiscard]] virtual io_result write(std::span<const std::byte> bytes) = 0;
+};
+
+class distribution::tcp_carrier final : public byte_carrier {
+  public:
+    explicit tcp_carrier(int fd) noexcept : fd_(fd) {}
+    ~tcp_carrier() override { ::close(fd_); }
+    [[nodiscard]] int handle() const noexcept override { return fd_; }
+    [[nodiscard]] carrier_kind kind() const noexcept override { return carrier_kind::tcp; }
+    [[nodiscard]] io_result read(std::span<std::byte> into) override {
+        const ssize_t n = ::recv(fd_, into.data(), into.size(), 0);
+        if (n == 0) {
+            return {io_status::closed};
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return {io_status::would_block};
+            }
+            return {io_status::failed, 0, "receive failed: " + errno_text(errno)};
+        }
+        return {io_status::moved, static_cast<std::size_t>(n)};
+    }
+    [[nodiscard]] io_result write(std::span<const std::byte> bytes) override {
+        const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return {io_status::would_block};
+            }
+            return {io_status::failed, 0, "send failed: " + errno_text(errno)};
+        }
+        return {io_status::moved, static_cast<std::size_t>(n)};
+    }
+
+  private:
+    int fd_;
+};
+
+// A vchan to a peer on this host. Its native_handle turns readable on a notification, a
+// connecting client (server side) or the peer's hang-up; in between the loop polls it.
+class distribution::ring_carrier final : public byte_carrier {
+  public:
+    ring_carrier(ring_type channel, transport::domid_t peer, std::uint32_t port) noexcept
+        : ring(std::move(channel)), peer_domid(peer), ring_port(port) {}
+    [[nodiscard]] int handle() const noexcept override { return ring.native_handle(); }
+    [[nodiscard]] carrier_kind kind() const noexcept override { return carrier_kind::ring; }
+    [[nodiscard]] io_result read(std::span<std::byte> into) override {
+        auto n = ring.read_some(into);
+        if (!n) {
+            if (n.error() == transport::errc::peer_gone) {
+                return {io_status::closed};
+            }
+            return {io_status::failed, 0, "ring read failed: " + n.error().message()};
+        }
+        if (*n == 0) {
+            // A killed peer leaves its live byte set: the backend's hang-up (seen when the
+            // handle fired) says it is gone, once what it wrote has been read.
+            return {peer_dead ? io_status::closed : io_status::would_block};
+        }
+        return {io_status::moved, *n};
+    }
+    [[nodiscard]] io_result write(std::span<const std::byte> bytes) override {
+        auto n = ring.write_some(bytes);
+        if (!n) {
+            if (n.error() == transport::errc::peer_gone) {
+                return {io_status::closed};
+            }
+            return {io_status::failed, 0, "ring write failed: " + n.error().message()};
+        }
+        if (*n == 0) {
+            return {peer_dead ? io_status::closed : io_status::would_block};
+        }
+        return {io_status::moved, *n};
+    }
+
+    ring_type ring;
+    transport::domid_t peer_domid;
+    std::uint32_t ring_port;
+    bool offer_open = false;  // we offered it (server) and have not withdrawn the offer yet
+    bool peer_dead = false;
+};
+
+// One connection to a peer node: a carrier, and the protocol state on it.
 struct distribution::connection {
-    int fd = -1;
+    int fd = -1;  // the carrier's handle: the key in by_fd (negative: no carrier)
+    std::unique_ptr<byte_carrier> io;
+    carrier_kind kind = carrier_kind::tcp;
+    ring_carrier* ring = nullptr;  // io, when it is a ring
+    bool ring_attaching = false;   // our ring is offered, the peer has not attached yet
     atom peer;  // the node asked for (initiator), or the name in send_name (acceptor)
     bool initiated = false;
     bool tcp_connecting = false;  // a non-blocking connect() in flight
@@ -82,6 +195,16 @@ struct distribution::state {
     bool flush_scheduled = false;
     std::mt19937 random{std::random_device{}()};
     int next_placeholder = 0;  // keys (negative) of connections without a socket
+    // Rings.
+    std::vector<int> ring_fds;  // keys of connections over a ring
+    struct pending_offer {
+        ring_offer offer;
+        clock::time_point deadline;
+    };
+    std::vector<pending_offer> offers;  // offered to us, not attached yet
+    bool offer_retry_scheduled = false;
+    std::uint32_t next_ring_port = 1;
+    std::uint64_t poller = 0;
     atom badarg, link, monitor;
 };
 
@@ -154,6 +277,14 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
     host.set_router(self.get());
     distribution* raw = self.get();
     host.watch_fd(s.listen_fd, [raw] { raw->accept_ready(); });
+    if (self->config_.ring_backend && self->config_.directory != nullptr) {
+        s.next_ring_port = 1 + static_cast<std::uint32_t>(s.random() % 1000000u);
+        if (const int offers = self->config_.directory->native_handle(); offers >= 0) {
+            host.watch_fd(offers, [raw] { raw->offers_ready(); });
+        }
+        s.poller = host.add_poller([raw] { return raw->poll_rings(); },
+                                   [raw] { return raw->arm_rings(); });
+    }
     self->log("distribution: " + std::string(host.name().text()) + " listening on port " +
               std::to_string(self->listen_port_) + " (creation " + std::to_string(host.creation()) +
               (self->config_.hidden ? ", hidden)" : ")"));
@@ -168,6 +299,12 @@ distribution::~distribution() {
     }
     for (connection* c : all) {
         close_connection(*c, "node stopping", false);
+    }
+    if (s.poller != 0) {
+        host_->remove_poller(s.poller);
+        if (const int offers = config_.directory->native_handle(); offers >= 0) {
+            host_->unwatch_fd(offers);
+        }
     }
     if (s.listen_fd >= 0) {
         host_->unwatch_fd(s.listen_fd);
@@ -211,6 +348,14 @@ distribution::connection* distribution::ensure_connection(atom peer) {
     if (!parts) {
         return nullptr;
     }
+    if (state_->poller != 0) {
+        if (const auto domid = config_.directory->locate(peer.text())) {
+            if (connection* c = start_ring_connection(peer, *domid)) {
+                return c;
+            }
+            log("distribution: no ring to " + std::string(peer.text()) + ", trying TCP");
+        }
+    }
     auto found = dist::epmd_port_please(parts->second, parts->first, config_.epmd_timeout,
                                         config_.epmd_port);
     if (!found) {
@@ -246,7 +391,7 @@ distribution::connection* distribution::ensure_connection(atom peer) {
         return nullptr;
     }
     set_nodelay(fd);
-    connection& c = add_connection(fd, peer, true);
+    connection& c = add_connection(std::make_unique<tcp_carrier>(fd), peer, true);
     c.handshake.emplace(dist::handshake::initiate(handshake_config(), peer.text()));
     c.tcp_connecting = rc != 0;
     if (c.tcp_connecting) {
@@ -258,10 +403,18 @@ distribution::connection* distribution::ensure_connection(atom peer) {
     return &c;
 }
 
-distribution::connection& distribution::add_connection(int fd, atom peer, bool initiated) {
+distribution::connection& distribution::add_connection(std::unique_ptr<byte_carrier> io, atom peer,
+                                                       bool initiated) {
     auto owned = std::make_unique<connection>();
     connection& c = *owned;
+    const int fd = io->handle();
     c.fd = fd;
+    c.kind = io->kind();
+    c.io = std::move(io);
+    if (c.kind == carrier_kind::ring) {
+        c.ring = static_cast<ring_carrier*>(c.io.get());
+        state_->ring_fds.push_back(fd);
+    }
     c.peer = peer;
     c.initiated = initiated;
     c.ticker = dist::ticker(config_.net_ticktime);
@@ -269,7 +422,25 @@ distribution::connection& distribution::add_connection(int fd, atom peer, bool i
     if (initiated) {
         state_->by_node[std::string(peer.text())] = &c;
     }
-    host_->watch_fd(fd, [this, fd] { socket_ready(fd); });
+    if (c.kind == carrier_kind::ring) {
+        host_->watch_fd(fd, [this, fd] {
+            auto found = state_->by_fd.find(fd);
+            if (found == state_->by_fd.end()) {
+                return;
+            }
+            connection& conn = *found->second;
+            (void)conn.ring->ring.consume_notification();  // accepts a connecting client too
+            if (!conn.ring->ring.peer_alive()) {
+                conn.ring->peer_dead = true;
+            }
+            if (conn.ring_attaching && !ring_attached(conn)) {
+                return;
+            }
+            socket_ready(fd);
+        });
+    } else {
+        host_->watch_fd(fd, [this, fd] { socket_ready(fd); });
+    }
     c.setup_timer = host_->call_after(config_.net_setuptime, [this, fd] {
         if (auto found = state_->by_fd.find(fd); found != state_->by_fd.end()) {
             found->second->setup_timer = 0;
@@ -289,9 +460,177 @@ void distribution::accept_ready() {
             return;  // EAGAIN, or an error that the next readiness will show again
         }
         set_nodelay(fd);
-        connection& c = add_connection(fd, atom(), false);
+        connection& c = add_connection(std::make_unique<tcp_carrier>(fd), atom(), false);
         c.handshake.emplace(dist::handshake::accept(handshake_config()));
     }
+}
+
+// -- rings
+// ------------------------------------------------------------------------------------------
+
+// We initiate towards a co-located peer: we are the vchan server. The handshake starts once the
+// peer has attached (ring_attached).
+distribution::connection* distribution::start_ring_connection(atom peer, transport::domid_t domid) {
+    const std::uint32_t port = state_->next_ring_port++;
+    const transport::vchan_address address{config_.directory->self(), domid, std::to_string(port)};
+    auto ring = transport::vchan_server(*config_.ring_backend, address, config_.ring_orders,
+                                        config_.ring_wait);
+    if (!ring) {
+        log("distribution: cannot create a ring for " + std::string(peer.text()) + ": " +
+            ring.error().message());
+        return nullptr;
+    }
+    auto io = std::make_unique<ring_carrier>(std::move(*ring), domid, port);
+    if (!config_.directory->offer(domid, port)) {
+        log("distribution: cannot offer a ring to " + std::string(peer.text()));
+        return nullptr;
+    }
+    io->offer_open = true;
+    connection& c = add_connection(std::move(io), peer, true);
+    c.ring_attaching = true;
+    c.handshake.emplace(dist::handshake::initiate(handshake_config(), peer.text()));
+    return &c;
+}
+
+// The peer attached to the ring we offered: withdraw the offer and start the handshake.
+bool distribution::ring_attached(connection& c) {
+    auto connected = c.ring->ring.wait_connected(std::chrono::nanoseconds::zero());
+    if (!connected) {
+        if (connected.error() == transport::errc::timed_out) {
+            return false;  // not yet
+        }
+        close_connection(c,
+                         "ring to " + std::string(c.peer.text()) +
+                             " not attached: " + connected.error().message(),
+                         true);
+        return false;
+    }
+    c.ring_attaching = false;
+    withdraw_offer(c);
+    queue_bytes(c, c.handshake->take_output());
+    return true;
+}
+
+void distribution::withdraw_offer(connection& c) {
+    if (c.ring != nullptr && c.ring->offer_open) {
+        c.ring->offer_open = false;
+        config_.directory->withdraw(c.ring->peer_domid, c.ring->ring_port);
+    }
+}
+
+void distribution::offers_ready() {
+    const auto deadline = host_->time().now() + config_.net_setuptime;
+    for (const ring_offer& offer : config_.directory->take_offers()) {
+        state_->offers.push_back({offer, deadline});
+    }
+    attach_pending_offers();
+}
+
+// Attaches to the rings offered to us, as vchan client, and accepts the handshake on them.
+void distribution::attach_pending_offers() {
+    auto& s = *state_;
+    std::vector<state::pending_offer> later;
+    const auto pending = std::move(s.offers);
+    s.offers.clear();
+    const std::string self(host_->name().text());
+    for (const auto& p : pending) {
+        const auto from = p.offer.from;
+        // Our own ring to the same domain, if we are connecting to it too.
+        connection* own = nullptr;
+        for (const int fd : s.ring_fds) {
+            connection& c = *s.by_fd.at(fd);
+            if (c.initiated && c.ring->peer_domid == from) {
+                own = &c;
+            }
+        }
+        if (own != nullptr && self > own->peer.text()) {
+            // A simultaneous connect that our attempt wins (the greater name keeps its own,
+            // as OTP): while the peer has not attached to ours, attaching to its ring could
+            // block both loops on each other; once it has, its own attempt gives way.
+            if (own->ring_attaching) {
+                later.push_back(p);
+            } else {
+                log("distribution: ring offered by domain " + std::to_string(from) +
+                    " not taken: simultaneous connect, keeping ours");
+            }
+            continue;
+        }
+        const transport::vchan_address address{from, config_.directory->self(),
+                                               std::to_string(p.offer.port)};
+        auto ring = transport::vchan_client(*config_.ring_backend, address, config_.ring_wait,
+                                            config_.ring_attach_timeout);
+        if (!ring) {
+            if (ring.error() == transport::errc::timed_out && host_->time().now() < p.deadline) {
+                later.push_back(p);  // its node is busy (maybe attaching to ours): again soon
+            } else {
+                log("distribution: cannot attach to the ring offered by domain " +
+                    std::to_string(from) + ": " + ring.error().message());
+            }
+            continue;
+        }
+        connection& c = add_connection(
+            std::make_unique<ring_carrier>(std::move(*ring), from, p.offer.port), atom(), false);
+        c.handshake.emplace(dist::handshake::accept(handshake_config()));
+    }
+    s.offers.insert(s.offers.end(), later.begin(), later.end());
+    if (!s.offers.empty() && !s.offer_retry_scheduled) {
+        s.offer_retry_scheduled = true;
+        host_->call_after(std::chrono::milliseconds(2), [this] {
+            state_->offer_retry_scheduled = false;
+            attach_pending_offers();
+        });
+    }
+}
+
+// Called on every loop iteration: moves what the rings have without waiting for a
+// notification. True if any byte moved.
+bool distribution::poll_rings() {
+    auto& s = *state_;
+    if (s.ring_fds.empty()) {
+        return false;
+    }
+    bool moved = false;
+    const auto fds = s.ring_fds;
+    for (const int fd : fds) {
+        auto found = s.by_fd.find(fd);
+        if (found == s.by_fd.end() || found->second->ring_attaching) {
+            continue;
+        }
+        connection& c = *found->second;
+        const auto before = c.stats.bytes_in + c.stats.bytes_out;
+        if (c.want_writable && !flush(c)) {
+            moved = true;
+            continue;
+        }
+        read_ready(c);
+        if (auto after = s.by_fd.find(fd); after == s.by_fd.end()) {
+            moved = true;
+        } else if (after->second->stats.bytes_in + after->second->stats.bytes_out != before) {
+            moved = true;
+        }
+    }
+    return moved;
+}
+
+// Before the loop blocks: ask each ring's peer for a notification (data, or room for what is
+// queued). True if a ring is ready already, so the loop must not sleep.
+bool distribution::arm_rings() {
+    bool ready = false;
+    for (const int fd : state_->ring_fds) {
+        connection& c = *state_->by_fd.at(fd);
+        if (c.ring_attaching) {
+            continue;  // the attaching client notifies
+        }
+        auto readable = c.ring->ring.arm_readable();
+        ready = ready || !readable || *readable;
+        if (c.want_writable) {
+            const std::size_t wanted =
+                std::min(c.out.size() - c.out_sent, c.ring->ring.write_capacity() / 2);
+            auto room = c.ring->ring.arm_writable(wanted);
+            ready = ready || !room || *room;
+        }
+    }
+    return ready;
 }
 
 // -- the socket -----------------------------------------------------------------------------------
@@ -323,7 +662,6 @@ void distribution::socket_ready(int fd) {
 }
 
 void distribution::read_ready(connection& c) {
-    const int fd = c.fd;
     // Read until the socket is empty, handling what arrived after each read; a connection
     // closed while handling (a bad packet) stops the loop.
     for (int reads = 0; reads < 64; ++reads) {
@@ -334,19 +672,19 @@ void distribution::read_ready(connection& c) {
         } else {
             into = std::span(handshake_buffer);
         }
-        const ssize_t n = ::recv(fd, into.data(), into.size(), 0);
-        if (n == 0) {
+        auto got = c.io->read(into);
+        if (got.status == io_status::closed) {
             close_connection(c, "connection closed by peer", true);
             return;
         }
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                return;
-            }
-            close_connection(c, "receive failed: " + errno_text(errno), true);
+        if (got.status == io_status::failed) {
+            close_connection(c, got.error, true);
             return;
         }
-        const auto received = static_cast<std::size_t>(n);
+        if (got.status == io_status::would_block) {
+            return;
+        }
+        const std::size_t received = got.bytes;
         c.stats.bytes_in += received;
         c.ticker.on_read();
         if (c.up) {
@@ -425,8 +763,11 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
 void distribution::await_peer(connection& c) {
     log("distribution: handshake to " + std::string(c.peer.text()) +
         " refused: " + c.handshake->error_detail() + "; waiting for its own connection");
+    withdraw_offer(c);
     host_->unwatch_fd(c.fd);
-    ::close(c.fd);
+    std::erase(state_->ring_fds, c.fd);
+    c.ring = nullptr;
+    c.io.reset();
     if (c.setup_timer != 0) {
         host_->cancel_callback(c.setup_timer);
     }
@@ -580,22 +921,22 @@ void distribution::queue_bytes(connection& c, std::vector<std::byte> bytes) {
 
 // Hands queued bytes to the kernel; false if the connection was closed.
 bool distribution::flush(connection& c) {
-    if (c.tcp_connecting) {
+    if (c.tcp_connecting || c.ring_attaching || !c.io) {
         return true;
     }
     while (c.out_sent < c.out.size()) {
-        const ssize_t n =
-            ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                set_writable(c, true);
-                return true;
-            }
-            close_connection(c, "send failed: " + errno_text(errno), true);
+        auto put = c.io->write(std::span(c.out).subspan(c.out_sent));
+        if (put.status == io_status::would_block) {
+            set_writable(c, true);
+            return true;
+        }
+        if (put.status != io_status::moved) {
+            close_connection(
+                c, put.status == io_status::closed ? "connection closed by peer" : put.error, true);
             return false;
         }
-        c.out_sent += static_cast<std::size_t>(n);
-        c.stats.bytes_out += static_cast<std::uint64_t>(n);
+        c.out_sent += put.bytes;
+        c.stats.bytes_out += put.bytes;
         c.ticker.on_write();
     }
     c.out.clear();
@@ -610,7 +951,9 @@ bool distribution::flush(connection& c) {
 void distribution::set_writable(connection& c, bool on) {
     if (c.want_writable != on) {
         c.want_writable = on;
-        host_->watch_writable(c.fd, on);
+        if (c.kind == carrier_kind::tcp) {
+            host_->watch_writable(c.fd, on);
+        }  // a ring is armed for room before the loop blocks (arm_rings)
     }
 }
 
@@ -625,9 +968,12 @@ void distribution::close_connection(connection& c, const std::string& why, bool 
     if (c.setup_timer != 0) {
         host_->cancel_callback(c.setup_timer);
     }
-    if (fd >= 0) {
+    if (c.io) {
+        withdraw_offer(c);
         host_->unwatch_fd(fd);
-        ::close(fd);
+        std::erase(state_->ring_fds, fd);
+        c.ring = nullptr;
+        c.io.reset();  // a ring releases its pages and rendezvous socket here
     }
     if (registered) {
         state_->by_node.erase(std::string(peer.text()));
@@ -869,7 +1215,8 @@ std::vector<atom> distribution::nodes(bool hidden) const {
 std::vector<connection_info> distribution::connections() const {
     std::vector<connection_info> result;
     for (const auto& [fd, c] : state_->by_fd) {
-        result.push_back({c->peer, c->up, c->initiated, c->peer_hidden, c->flags, c->stats});
+        result.push_back(
+            {c->peer, c->up, c->initiated, c->peer_hidden, c->flags, c->stats, c->kind});
     }
     return result;
 }

@@ -960,6 +960,35 @@ void node::poll_fds(int timeout_ms) {
     }
 }
 
+std::uint64_t node::add_poller(std::function<bool()> poll, std::function<bool()> prepare_to_block) {
+    const std::uint64_t id = next_poller_++;
+    pollers_.push_back({id, std::move(poll), std::move(prepare_to_block)});
+    return id;
+}
+
+void node::remove_poller(std::uint64_t id) {
+    std::erase_if(pollers_, [id](const poller& p) { return p.id == id; });
+}
+
+bool node::run_pollers() {
+    bool worked = false;
+    // By index: a poller may remove pollers (then one may be skipped this turn, not run twice).
+    for (std::size_t i = 0; i < pollers_.size(); ++i) {
+        worked = pollers_[i].poll() || worked;
+    }
+    return worked;
+}
+
+bool node::prepare_pollers_to_block() {
+    bool ready = false;
+    for (std::size_t i = 0; i < pollers_.size(); ++i) {
+        if (pollers_[i].prepare_to_block) {
+            ready = pollers_[i].prepare_to_block() || ready;
+        }
+    }
+    return ready;
+}
+
 std::uint64_t node::call_after(clock::duration delay, std::function<void()> callback) {
     timer_action action;
     action.callback = std::move(callback);
@@ -999,7 +1028,7 @@ void node::idle_wait() {
                 const auto spin_until = steady_clock::now() + config_.idle.spin;
                 while (steady_clock::now() < spin_until) {
                     poll_sources(0);
-                    if (!run_queue_.empty() || !starting_.empty()) {
+                    if (run_pollers() || !run_queue_.empty() || !starting_.empty()) {
                         return;
                     }
                     // On a shared core the peer we wait for may need this CPU: spinning out
@@ -1015,6 +1044,10 @@ void node::idle_wait() {
                                  ? clock::duration(milliseconds(100))
                                  : config_.idle.recheck;
             const auto limit = wait ? std::min(*wait, cap) : cap;
+            if (prepare_pollers_to_block()) {
+                poll_sources(0);  // a ring already has data (or room): no sleeping on it
+                return;
+            }
             poll_sources(static_cast<int>(duration_cast<milliseconds>(limit).count()));
             return;
         }
@@ -1029,6 +1062,9 @@ void node::run() {
             ++work;
         }
         work += fire_due_timers();
+        if (!pollers_.empty() && run_pollers()) {
+            ++work;
+        }
         if (stopping_) {
             break;
         }

@@ -119,7 +119,7 @@ class HostAgentTest : public ::testing::Test {
     std::vector<std::string> store_keys() {
         std::vector<std::string> keys;
         for (const auto& line : request("store")) {
-            if (line.starts_with("key ")) {
+            if (line.starts_with("key ") && line != "key /") {
                 keys.push_back(line.substr(4));
             }
         }

@@ -47,6 +47,8 @@ struct dist_options {
     unsigned big_rounds = 3;
     /// Run without erl nodes (only vdist→vdist, no ratios).
     bool no_erl = false;
+    /// Run without the ring pairs (C++ nodes over vchan rings, the host store in a child).
+    bool no_rings = false;
     /// Added to the erl nodes' ERL_FLAGS (e.g. "+S 1").
     std::string erl_flags;
     /// How the C++ nodes wait when idle: "spin", "block" or "busy" (transport::wait_mode_name);
@@ -67,11 +69,26 @@ struct dist_options {
 /// Forks: call it while the process has one thread.
 int run_dist_comparison(const dist_options& options);
 
+/// Rings for an agent: its domid, the host store's socket and the rendezvous directory.
+struct ring_agent_options {
+    unsigned domid = 0;  ///< 0: no rings (TCP only)
+    std::string store;
+    std::string run_dir;
+};
+
 /// The C++ node of the comparison (agent mode): a vdist node named `name` (alive@host) with
 /// distribution (epmd from ERL_EPMD_PORT, not started) and the responder, answering commands
-/// on standard input until `quit` or end of input (protocol in dist_agent.escript). `idle` as
-/// dist_options::vdist_idle. Returns the exit status.
-int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle);
+/// on standard input until `quit` or end of input (protocol in dist_agent.escript, plus
+/// `idle busy|spin|block|default`, which changes how the node waits). `idle` as
+/// dist_options::vdist_idle. With `rings`, peers the host store knows are reached over vchan
+/// rings. Returns the exit status.
+int run_dist_agent(const std::string& name, const std::string& cookie, const std::string& idle,
+                   const ring_agent_options& rings = {});
+
+/// The host store of the ring pairs (store mode): serves `socket` with the records of
+/// `nodes` (NAME=DOMID), says `ready` on standard output, and serves until end of input.
+/// Every client is trusted as dom0 (the benchmark's own processes).
+int run_bench_store(const std::string& socket, const std::vector<std::string>& nodes);
 
 /// Adds the options of the comparison and of agent mode to `command` and sets its callback
 /// (`vdist bench dist`, or dist_bench's own command line). `agent_prefix` as in dist_options.

@@ -68,6 +68,9 @@ class store_server {
     [[nodiscard]] std::size_t key_count() const;
     [[nodiscard]] std::vector<std::string> all_paths() const;
     [[nodiscard]] std::size_t connection_count() const;
+    /// Registered watches and open transactions, over all connections.
+    [[nodiscard]] std::size_t watch_count() const;
+    [[nodiscard]] std::size_t transaction_count() const;
 
   private:
     struct impl;

@@ -8,7 +8,9 @@
 ///                              │               ├─ handshake (dist/handshake.hpp, sans-IO)
 ///                              │               ├─ packet_writer / packet_reader (dist/control.hpp)
 ///                              │               ├─ ticker (net_ticktime) and a set-up deadline
-///                              │               └─ a non-blocking TCP socket in the node's loop
+///                              │               └─ a carrier in the node's loop: a non-blocking
+///                              │                  TCP socket, or a vchan ring to a co-located
+///                              │                  peer (transport/vchan.hpp, host backend)
 ///                              ├─ listener (accepts), EPMD registration (ALIVE2, creation)
 ///                              └─ spawnables: what a SPAWN_REQUEST {Module, Function} may start
 /// ```
@@ -22,6 +24,12 @@
 /// and monitors taken meanwhile. Simultaneous connects are resolved as OTP does (the node with
 /// the greater name keeps its own attempt and answers `nok` to the other's; the other keeps
 /// the greater's: `ok_simultaneous`, and an attempt answered `nok` waits for it).
+///
+/// Rings: with `ring_backend` and `directory` set, a peer that the directory locates on
+/// this host is reached over a vchan instead of TCP. The initiator is the vchan server (fresh
+/// port, `offer` to the peer, handshake once the peer attached); offers from others (the
+/// directory's native_handle) are attached to as vchan client and accepted. The same
+/// handshake, framing, ticks and simultaneous-connect rules run over either carrier.
 ///
 /// Incoming control messages become the node's `*_from_remote` calls. The peer is untrusted:
 /// a malformed packet, a bad handshake or a peer silent for net_ticktime ends its connection
@@ -42,8 +50,15 @@
 #include "vdist/dist/control.hpp"
 #include "vdist/dist/handshake.hpp"
 #include "vdist/runtime/node.hpp"
+#include "vdist/runtime/ring_directory.hpp"
+#include "vdist/transport/host_backend.hpp"
+#include "vdist/transport/vchan_layout.hpp"
 
 namespace vdist::runtime {
+
+/// Default ring sizes of a distribution vchan: 128 KiB per direction (order 17), so 16 nodes
+/// on a host, each with 15 peers, share 16 x 15 x 256 KiB = 60 MiB. Larger messages stream.
+inline constexpr transport::ring_orders default_distribution_ring_orders{{17}, {17}};
 
 /// How a node takes part in distribution.
 struct distribution_config {
@@ -68,6 +83,20 @@ struct distribution_config {
     std::chrono::milliseconds net_ticktime = std::chrono::seconds(60);
     /// A handshake must finish within this (OTP's net_setuptime).
     std::chrono::milliseconds net_setuptime = std::chrono::seconds(7);
+    /// Rings to co-located peers: the backend the vchans are made with (null: TCP only).
+    std::shared_ptr<transport::host_backend> ring_backend{};
+    /// Where co-located peers are found and offers arrive (not owned; must outlive the
+    /// distribution; null: TCP only).
+    ring_directory* directory = nullptr;
+    /// Sizes of the rings this node creates as vchan server (left: peer -> us, right: us ->
+    /// peer).
+    transport::ring_orders ring_orders = default_distribution_ring_orders;
+    /// The rings' wait policy. The node's loop never blocks inside a ring; what decides
+    /// latency is node_config::idle (busy_poll there for the lowest round trip).
+    transport::wait_policy ring_wait{};
+    /// How long one attempt to attach to an offered ring may block the loop; a timed-out
+    /// attempt is retried until net_setuptime.
+    std::chrono::milliseconds ring_attach_timeout = std::chrono::milliseconds(20);
     /// Where connection events go, one line each (null: standard error).
     std::function<void(std::string_view)> log;
     dist::packet_limits limits{};
@@ -83,6 +112,12 @@ struct connection_stats {
     std::uint64_t ticks_out = 0;
 };
 
+/// What carries a connection's bytes.
+enum class carrier_kind {
+    tcp,   ///< a TCP socket (peers on other hosts, or no ring directory)
+    ring,  ///< a vchan ring pair in shared memory (a peer on this host)
+};
+
 /// One connection, as `connections()` reports it.
 struct connection_info {
     atom peer;
@@ -91,6 +126,7 @@ struct connection_info {
     bool peer_hidden = false;
     std::uint64_t flags = 0;  ///< negotiated (0 until up)
     connection_stats stats;
+    carrier_kind carrier = carrier_kind::tcp;
 };
 
 /// What a SPAWN_REQUEST for one {Module, Function} starts: given the argument list, the
@@ -149,6 +185,9 @@ class distribution final : public remote_router {
   private:
     struct connection;
     struct state;
+    class byte_carrier;
+    class tcp_carrier;
+    class ring_carrier;
     distribution(node& host, distribution_config config);
 
     void log(const std::string& line) const;
@@ -156,7 +195,14 @@ class distribution final : public remote_router {
     [[nodiscard]] connection* find_connection(atom peer) const;
     /// The connection to `peer`, set up now if there is none; null if that cannot start.
     connection* ensure_connection(atom peer);
-    connection& add_connection(int fd, atom peer, bool initiated);
+    connection& add_connection(std::unique_ptr<byte_carrier> io, atom peer, bool initiated);
+    [[nodiscard]] connection* start_ring_connection(atom peer, transport::domid_t domid);
+    void offers_ready();
+    void attach_pending_offers();
+    [[nodiscard]] bool ring_attached(connection& c);
+    [[nodiscard]] bool poll_rings();
+    [[nodiscard]] bool arm_rings();
+    void withdraw_offer(connection& c);
     void accept_ready();
     void socket_ready(int fd);
     void read_ready(connection& c);

@@ -306,6 +306,16 @@ class node {
     /// Also calls it when `fd` is writable, while `on` (a socket with bytes queued).
     void watch_writable(int fd, bool on);
     void unwatch_fd(int fd);
+    /// Calls `poll` from the loop on every iteration: after each batch of steps, while spinning
+    /// and on every busy-poll turn. For sources that fire no fd unless armed (transport rings).
+    /// `poll` returns true when it did work. `prepare_to_block`, if given, is called before
+    /// the loop blocks in epoll: it arms the source's notification (then a watched fd turns
+    /// readable) and returns true when the source is ready already, so the loop must not block.
+    /// Returns an id for remove_poller. Loop thread only.
+    std::uint64_t add_poller(std::function<bool()> poll,
+                             std::function<bool()> prepare_to_block = {});
+    /// Stops calling the poller `id`.
+    void remove_poller(std::uint64_t id);
     /// Calls `callback` from the loop after `delay` (the distribution layer's ticks and
     /// set-up deadlines). Returns an id for cancel_callback.
     std::uint64_t call_after(clock::duration delay, std::function<void()> callback);
@@ -378,6 +388,8 @@ class node {
     bool cancel_timer_id(std::uint64_t id);
     [[nodiscard]] term exit_message(const pid& from, term reason);
     void idle_wait();
+    bool run_pollers();
+    bool prepare_pollers_to_block();
 
     node_config config_;
     dist::atom_table atoms_;
@@ -406,6 +418,13 @@ class node {
     bool stopping_ = false;
     int epoll_fd_ = -1;
     std::unordered_map<int, std::function<void()>> watched_;
+    struct poller {
+        std::uint64_t id;
+        std::function<bool()> poll;
+        std::function<bool()> prepare_to_block;
+    };
+    std::vector<poller> pollers_;
+    std::uint64_t next_poller_ = 1;
     void poll_fds(int timeout_ms);
 
     // Atoms used in signals.

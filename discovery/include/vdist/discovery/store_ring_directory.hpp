@@ -1,0 +1,53 @@
+#pragma once
+/// \file
+/// runtime::ring_directory over the store (keys.hpp):
+///
+/// - locate(name) reads `/vdist/nodes/<enc(name)>/domid` (the toolstack writes it);
+/// - offer(peer, port) writes `/local/domain/<peer>/data/vdist/connect/<self>-<port>` (empty
+///   value) into the peer's inbox, which the toolstack creates writable by everyone;
+/// - this node watches its own inbox; take_offers() lists it, returns each well-formed entry
+///   once (in the store's directory order) and removes what it took (and junk);
+/// - withdraw(peer, port) removes the offer it wrote, if still there.
+///
+/// Single-threaded: one node's loop owns it.
+
+#include <expected>
+#include <memory>
+#include <set>
+#include <string>
+#include <system_error>
+
+#include "vdist/discovery/store_client.hpp"
+#include "vdist/runtime/ring_directory.hpp"
+
+namespace vdist::discovery {
+
+class store_ring_directory final : public runtime::ring_directory {
+  public:
+    /// Takes the client and watches this node's inbox.
+    [[nodiscard]] static std::expected<std::unique_ptr<store_ring_directory>, std::error_code> open(
+        store_client client, transport::domid_t self);
+
+    [[nodiscard]] transport::domid_t self() const override { return self_; }
+    [[nodiscard]] std::optional<transport::domid_t> locate(std::string_view name) override;
+    [[nodiscard]] bool offer(transport::domid_t peer, std::uint32_t port) override;
+    [[nodiscard]] int native_handle() const override;
+    [[nodiscard]] std::vector<runtime::ring_offer> take_offers() override;
+    void withdraw(transport::domid_t peer, std::uint32_t port) override;
+
+    /// "<from>-<port>" as an inbox entry, and back (nullopt for anything else).
+    [[nodiscard]] static std::string offer_entry(transport::domid_t from, std::uint32_t port);
+    [[nodiscard]] static std::optional<runtime::ring_offer> parse_offer_entry(
+        std::string_view entry);
+
+  private:
+    store_ring_directory(store_client client, transport::domid_t self);
+
+    store_client client_;
+    transport::domid_t self_;
+    std::string inbox_;
+    /// Entries taken but not removable (so they are not returned twice).
+    std::set<std::string> taken_;
+};
+
+}  // namespace vdist::discovery
