@@ -178,11 +178,10 @@ void agent_link::readable() {
         } else if (auto* stats = std::get_if<stats_request>(&*message)) {
             stats_reply reply{stats->ref, {}};
             for (const auto& c : dist_->connections()) {
-                reply.connections.push_back({std::string(c.peer.text()),
-                                             c.carrier == runtime::carrier_kind::ring ? "ring"
-                                                                                      : "tcp", c.stats.messages_in,
-                                             c.stats.messages_out, c.stats.bytes_in,
-                                             c.stats.bytes_out});
+                reply.connections.push_back(
+                    {std::string(c.peer.text()),
+                     c.carrier == runtime::carrier_kind::ring ? "ring" : "tcp", c.stats.messages_in,
+                     c.stats.messages_out, c.stats.bytes_in, c.stats.bytes_out});
             }
             (void)send(to_term(node_to_agent{std::move(reply)}, host_->atoms()));
         } else if (auto* spawned = std::get_if<spawned_reply>(&*message)) {

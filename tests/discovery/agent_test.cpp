@@ -9,10 +9,13 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "vdist/discovery/agent_control.hpp"
 #include "vdist/discovery/agent_protocol.hpp"
+#include "vdist/runtime/distribution.hpp"
+#include "vdist/runtime/node.hpp"
 #include "vdist/test/child_process.hpp"
 #include "vdist/test/eventually.hpp"
 
@@ -233,6 +236,60 @@ TEST_F(HostAgentTest, shouldLeaveNoChildKeyOrSocketWhenAgentIsStopped) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "store.sock"));
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run"));
     agent_.reset();
+}
+
+// A node asks its agent for a child (vdist_agent: {spawn, From, Ref}); the child's pid answers
+// a message; the asking node then reaches the child over a ring (same host), as ls shows.
+TEST_F(HostAgentTest, shouldReturnPidThatAnswersWhenNodeAsksForChild) {
+    const auto parent = spawn("a" + host_, "temporary");
+    ASSERT_NE(parent.domid, 0u);
+    runtime::node tester(runtime::node_config{.name = "tester" + host_ + "@localhost"});
+    auto dist = runtime::distribution::start(
+        tester, runtime::distribution_config{.cookie = "vdist", .log = [](std::string_view) {}});
+    ASSERT_TRUE(dist) << dist.error().message();
+    const dist::atom parent_atom = tester.a(parent.name);
+    std::string child_name;
+    bool echoed = false;
+    (void)tester.spawn([&](runtime::process& self) {
+        const dist::reference ref = self.make_ref();
+        self.send(tester.a("vdist_agent"), parent_atom,
+                  dist::tuple{tester.a("spawn"), self.self(), ref});
+        self.receive([&, ref](runtime::process& me, dist::term reply) {
+            const auto* t = reply.get_if<dist::tuple>();
+            if (t == nullptr || t->elements.size() != 4 || !(t->elements[1] == dist::term(ref)) ||
+                !t->elements[3].is<dist::pid>()) {
+                tester.stop();
+                return;
+            }
+            child_name = std::string(t->elements[2].get_if<dist::atom>()->text());
+            const dist::pid child_echo = *t->elements[3].get_if<dist::pid>();
+            me.send(child_echo, dist::tuple{me.self(), tester.a("ping")});
+            // The parent's echo sends to the child: a connection between two nodes of this host.
+            me.send(tester.a("echo"), parent_atom, dist::tuple{child_echo, tester.a("hi")});
+            me.receive([&](runtime::process&, dist::term back) {
+                echoed = back == dist::term(tester.a("ping"));
+                tester.stop();
+            });
+        });
+    });
+    tester.call_after(std::chrono::seconds(20), [&] { tester.stop(); });
+    tester.run();
+    EXPECT_TRUE(echoed) << "the child's pid did not answer";
+    ASSERT_FALSE(child_name.empty()) << "no {spawned, ...} reply";
+    EXPECT_TRUE(ls().contains(child_name));
+    EXPECT_TRUE(test::eventually(
+        [&] {
+            for (const auto& line : request("ls")) {
+                const auto w = words_of(line);
+                if (w.size() == 8 && w[0] == "conn" && w[1] == parent.name && w[2] == child_name) {
+                    return w[3] == "ring";
+                }
+            }
+            return false;
+        },
+        5s))
+        << "no ring connection from the parent to its child";
+    dist->reset();
 }
 
 // A node given a malformed first frame says why and exits (status 2), without starting.
