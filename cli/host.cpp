@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "node_agent.hpp"
 #include "vdist/discovery/agent.hpp"
 #include "vdist/discovery/agent_control.hpp"
 
@@ -26,6 +27,7 @@ struct host_options {
     std::string cookie = "vdist";
     int max_restarts = 10;
     double period = 10;
+    bool exec = false;
 };
 
 struct spawn_options {
@@ -53,12 +55,20 @@ int run_host(const host_options& options) {
         .dir = options.dir,
         .host_name = options.host.empty() ? std::string(hostname) : options.host,
         .pin = options.pin,
+        .fork_node = nullptr,
         .cookie = options.cookie,
         .wait = options.wait,
         .max_restarts = options.max_restarts,
         .restart_period = std::chrono::milliseconds(static_cast<long>(options.period * 1000)),
         .log = nullptr,
     };
+    if (!options.exec) {
+        config.fork_node = [](int fd) {
+            const int status = run_agent_node(fd);
+            std::fflush(nullptr);
+            return status;
+        };
+    }
     std::unique_ptr<discovery::agent_store> store;
     if (!discovery::host_store_available()) {
         store = discovery::make_memory_store();
@@ -184,6 +194,9 @@ void add_host_commands(CLI::App& app) {
     h->add_option("--cookie", host->cookie, "The nodes' cookie");
     h->add_option("--max-restarts", host->max_restarts, "Restart intensity");
     h->add_option("--period", host->period, "Restart period in seconds");
+    h->add_flag("--exec", host->exec,
+                "Start nodes with fork + exec of this binary (default: fork only, the agent "
+                "is the nodes' zygote)");
     h->callback([host] { check(run_host(*host)); });
 
     auto spawn = std::make_shared<spawn_options>();

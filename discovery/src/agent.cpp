@@ -260,6 +260,7 @@ struct host_agent::impl {
                 ? static_cast<int>(next_core++ % static_cast<unsigned>(cores > 0 ? cores : 1))
                 : -1;
         d.started = steady::now();
+        std::fflush(nullptr);  // a forked node must not flush the agent's buffers again
         const pid_t child = ::fork();
         if (child < 0) {
             const auto error = last_error();
@@ -287,6 +288,11 @@ struct host_agent::impl {
                 CPU_ZERO(&set);
                 CPU_SET(static_cast<unsigned>(core), &set);
                 ::sched_setaffinity(0, sizeof set, &set);
+            }
+            if (config.fork_node) {
+                ::close_range(4, ~0U, 0);
+                std::fflush(nullptr);
+                ::_exit(config.fork_node(3));
             }
             ::execv(program.c_str(), argv);
             ::_exit(127);

@@ -86,6 +86,11 @@ struct agent_config {
     std::string host_name;      ///< this emulated host's name (default: agent-<pid>)
     bool pin = false;           ///< pin nodes to cores, round robin
     std::filesystem::path node_program = "/proc/self/exe";
+    /// Set: a node is a fork of the agent that runs this with the first channel as fd 3 and
+    /// exits with its result, instead of exec'ing node_program (no exec, no dynamic linking:
+    /// the agent is its own zygote). The agent is single-threaded, so the fork is safe; the
+    /// child closes every inherited fd but 0, 1, 2 and 3 first.
+    std::function<int(int channel_fd)> fork_node;
     std::string cookie = "vdist";
     std::string wait = "block";  ///< node idle wait: busy | spin | block
     std::int64_t ticktime_ms = 60'000;
