@@ -238,6 +238,21 @@ TEST_F(HostAgentTest, shouldLeaveNoChildKeyOrSocketWhenAgentIsStopped) {
     agent_.reset();
 }
 
+TEST_F(HostAgentTest, shouldSpawnAndStopNodesWhenTheyAreExecutedRatherThanForked) {
+    agent_->kill(SIGTERM);
+    ASSERT_TRUE(agent_->wait(10s));
+    start_agent({"--exec"});
+    const auto node = spawn("-", "permanent");
+    ASSERT_NE(node.domid, 0u);
+    EXPECT_EQ(ls().at(node.name).state, "running");
+    ASSERT_EQ(request("kill " + node.name + " 9").front(), "ok");
+    ASSERT_TRUE(test::eventually([&] {
+        const auto rows = ls();
+        return rows.contains(node.name) && rows.at(node.name).generation == 2 &&
+               rows.at(node.name).state == "running";
+    }));
+}
+
 // A node asks its agent for a child (vdist_agent: {spawn, From, Ref}); the child's pid answers
 // a message; the asking node then reaches the child over a ring (same host), as ls shows.
 TEST_F(HostAgentTest, shouldReturnPidThatAnswersWhenNodeAsksForChild) {
