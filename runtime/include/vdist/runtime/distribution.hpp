@@ -56,9 +56,11 @@
 
 namespace vdist::runtime {
 
-/// Default ring sizes of a distribution vchan: 128 KiB per direction (order 17), so 16 nodes
-/// on a host, each with 15 peers, share 16 x 15 x 256 KiB = 60 MiB. Larger messages stream.
-inline constexpr transport::ring_orders default_distribution_ring_orders{{17}, {17}};
+/// Default ring sizes of a distribution vchan: 256 KiB per direction (order 18), so a full
+/// mesh of 16 nodes on a host (120 vchans) takes 120 x 2 x 256 KiB = 60 MiB. Larger messages
+/// stream. Smaller rings starve streams of large messages: at 128 KiB a 64 KiB message stream
+/// fell into a sleep/wake-up turn per half ring (dist_bench: 1.9k msgs/s against 6–48k).
+inline constexpr transport::ring_orders default_distribution_ring_orders{{18}, {18}};
 
 /// How a node takes part in distribution.
 struct distribution_config {
