@@ -305,6 +305,19 @@ TEST_F(HostAgentTest, shouldReturnPidThatAnswersWhenNodeAsksForChild) {
         5s))
         << "no ring connection from the parent to its child";
     dist->reset();
+
+    // The parent dies: its offers in other inboxes and its rendezvous sockets go with it.
+    ASSERT_EQ(request("kill " + parent.name + " 9").front(), "ok");
+    ASSERT_TRUE(test::eventually([&] { return !ls().contains(parent.name); }));
+    const std::string offer_prefix = "/" + std::to_string(parent.domid) + "-";
+    for (const auto& key : store_keys()) {
+        EXPECT_EQ(key.find("/data/vdist/connect" + offer_prefix), std::string::npos) << key;
+        EXPECT_FALSE(key.starts_with("/local/domain/" + std::to_string(parent.domid) + "/")) << key;
+    }
+    const std::string socket_prefix = "vchan." + std::to_string(parent.domid) + ".";
+    for (const auto& file : std::filesystem::directory_iterator(dir_ / "run")) {
+        EXPECT_FALSE(file.path().filename().string().starts_with(socket_prefix)) << file.path();
+    }
 }
 
 // A node given a malformed first frame says why and exits (status 2), without starting.
