@@ -296,14 +296,15 @@ TEST_F(HostAgentTest, shouldReturnPidThatAnswersWhenNodeAsksForChild) {
         [&] {
             for (const auto& line : request("ls")) {
                 const auto w = words_of(line);
+                // Up and used: the parent's echo sent the child `hi` over it.
                 if (w.size() == 8 && w[0] == "conn" && w[1] == parent.name && w[2] == child_name) {
-                    return w[3] == "ring";
+                    return w[3] == "ring" && w[5] != "0";
                 }
             }
             return false;
         },
         5s))
-        << "no ring connection from the parent to its child";
+        << "no ring connection from the parent to its child that carried a message";
     dist->reset();
 
     // The parent dies: its offers in other inboxes and its rendezvous sockets go with it.
