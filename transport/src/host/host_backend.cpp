@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -95,6 +96,10 @@ struct host_domain {
     std::map<event_port, std::weak_ptr<host_link>> unbound;
     std::map<std::pair<domid_t, std::uint32_t>, peer_table> peer_tables;
     std::map<std::pair<domid_t, event_port>, pending_binding> pending;
+    /// Lookups that connected but have no answer yet, by socket path: the next lookup of the
+    /// same address goes on waiting on the same connection instead of starting over, so a
+    /// caller can look up without blocking (timeout 0) and come back later.
+    std::map<std::string, unique_fd> lookups;
 };
 
 /// The rendezvous socket of one channel: listening until the client attaches, then connected
@@ -558,8 +563,10 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
     if (!socket_address) {
         return std::unexpected(socket_address.error());
     }
-    unique_fd connection;
-    for (;;) {
+    const auto key = socket_path(domain_->run_dir, address).string();
+    unique_fd connection = std::move(domain_->lookups[key]);
+    domain_->lookups.erase(key);
+    while (!connection) {
         connection.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!connection) {
             return fail_errno();
@@ -568,6 +575,7 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
                       sizeof *socket_address) == 0) {
             break;
         }
+        connection.reset();
         if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) {
             return fail_errno();
         }
@@ -576,17 +584,15 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    // The server answers from its own thread when it next services the port.
+    // The server answers from its own thread when it next services the port. Until then the
+    // connection is kept for the next lookup of this address (see host_domain::lookups).
     for (;;) {
         pollfd fd{connection.get(), POLLIN, 0};
         int wait_ms = 100;
         if (deadline != clock::time_point::max()) {
             const auto remaining =
                 std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-            if (remaining.count() <= 0) {
-                return fail(errc::timed_out);
-            }
-            wait_ms = static_cast<int>(std::min<std::int64_t>(remaining.count(), 100));
+            wait_ms = static_cast<int>(std::clamp<std::int64_t>(remaining.count(), 0, 100));
         }
         const int ready = ::poll(&fd, 1, wait_ms);
         if (ready > 0) {
@@ -594,6 +600,10 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
         }
         if (ready < 0 && errno != EINTR) {
             return fail_errno();
+        }
+        if (ready == 0 && deadline != clock::time_point::max() && clock::now() >= deadline) {
+            domain_->lookups[key] = std::move(connection);
+            return fail(errc::timed_out);
         }
     }
     auto received = internal::receive_hello(connection.get());

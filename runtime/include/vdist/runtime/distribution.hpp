@@ -97,8 +97,12 @@ struct distribution_config {
     /// latency is node_config::idle (busy_poll there for the lowest round trip).
     transport::wait_policy ring_wait{};
     /// How long one attempt to attach to an offered ring may block the loop; a timed-out
-    /// attempt is retried until net_setuptime.
-    std::chrono::milliseconds ring_attach_timeout = std::chrono::milliseconds(20);
+    /// attempt is retried (every 2 ms) until net_setuptime. 0, the default: never block. The
+    /// offering node answers an attach from its own loop, so a node blocked in an attach
+    /// cannot answer others: with many nodes connecting at once, blocking attaches wait on
+    /// each other in cycles (A on B, B on C, C on A) until every one times out (seen with 8
+    /// nodes all-to-all: no handshake finished within net_setuptime).
+    std::chrono::milliseconds ring_attach_timeout = std::chrono::milliseconds(0);
     /// Where connection events go, one line each (null: standard error).
     std::function<void(std::string_view)> log;
     dist::packet_limits limits{};

@@ -154,6 +154,9 @@ class host_rendezvous {
         : domain_(std::move(domain)) {}
 
     [[nodiscard]] result<publication> publish(const vchan_address& address, vchan_offer offer);
+    /// Waits up to `timeout` for the server's answer. A lookup that connected but timed out
+    /// keeps its connection for the next lookup of the same address, so timeout 0 looks up
+    /// without blocking: call again until it answers (the server answers from its own loop).
     [[nodiscard]] result<vchan_offer> lookup(const vchan_address& address,
                                              std::chrono::nanoseconds timeout);
 
