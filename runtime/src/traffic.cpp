@@ -37,6 +37,7 @@ struct peer_stream {
     std::int64_t acked = 0;  // highest Seq acknowledged in the current stream
     std::int64_t sent = 0;   // in the current run (PerPeer counts against this)
     std::optional<reference> monitor;
+    std::optional<pid> to;  // the peer's vdist_traffic, once it welcomed the current stream
 };
 
 // What one (sender, stream) has delivered so far.
@@ -53,6 +54,13 @@ class traffic {
             receive_seq(self, *seq);
         } else if (const auto* ack = tagged(message, "vdist_ack", 4)) {
             receive_ack(self, *ack);
+        } else if (const auto* hello = tagged(message, "vdist_hello", 3)) {
+            if (const auto* from = (*hello)[1].get_if<pid>()) {
+                self.send(*from, tuple{self.host().a("vdist_welcome"), self.host().name(),
+                                       (*hello)[2], self.self()});
+            }
+        } else if (const auto* welcome = tagged(message, "vdist_welcome", 4)) {
+            receive_welcome(self, *welcome);
         } else if (const auto* start = tagged(message, "start", 4)) {
             begin(self, *start);
         } else if (is_atom(message, "stop")) {
@@ -105,10 +113,30 @@ class traffic {
         }
         peer_stream& peer = found->second;
         peer.monitor = self.monitor(traffic_name(self), name);
-        peer.up = true;
+        peer.up = false;
+        peer.to.reset();
         peer.stream = next_stream_++;
         peer.next_seq = 1;
         peer.acked = 0;
+        // A stream goes to one incarnation of the peer: its pid, learnt from the welcome.
+        // Sent by name, it could reach a restarted peer that never saw its start.
+        self.send(traffic_name(self), name,
+                  tuple{self.host().a("vdist_hello"), self.self(), peer.stream});
+    }
+
+    void receive_welcome(process& self, const std::vector<term>& welcome) {
+        const auto* from = welcome[1].get_if<atom>();
+        const auto* receiver = welcome[3].get_if<pid>();
+        if (from == nullptr || receiver == nullptr) {
+            return;
+        }
+        auto found = peers_.find(std::string(from->text()));
+        if (found == peers_.end() || integer_or(welcome[2], -1) != found->second.stream ||
+            !found->second.monitor) {
+            return;  // an old stream's welcome
+        }
+        found->second.to = *receiver;
+        found->second.up = true;
         send_some(self);
     }
 
@@ -117,6 +145,7 @@ class traffic {
         for (auto& [name, peer] : peers_) {
             if (ref != nullptr && peer.monitor && *peer.monitor == *ref) {
                 peer.up = false;
+                peer.to.reset();
                 peer.monitor.reset();
                 ++peers_lost_;
                 self.send_after(config_.retry, self.self(),
@@ -135,8 +164,7 @@ class traffic {
         const atom tag = self.host().a("vdist_seq");
         for (auto& [name, peer] : peers_) {
             for (std::size_t n = 0; n < config_.burst && can_send(peer); ++n) {
-                self.send(traffic_name(self), peer.node,
-                          tuple{tag, self.self(), peer.stream, peer.next_seq, payload_});
+                self.send(*peer.to, tuple{tag, self.self(), peer.stream, peer.next_seq, payload_});
                 ++peer.next_seq;
                 ++peer.sent;
                 ++sent_;

@@ -17,9 +17,12 @@
 /// messages as `Lost`, a repeat or a step back counts one in `Backwards` (a duplicate or a
 /// reordering). Flow control: the receiver acknowledges every `ack_every` messages with
 /// `{vdist_ack, ReceiverNode, Stream, Seq}` and a sender keeps at most `window` unacknowledged
-/// messages per peer. A sender monitors each peer's `vdist_traffic`; when it goes down (node
-/// lost, restarted) the sender retries the peer later with a new stream starting at 1, so a
-/// restarted peer is checked as strictly as the first one. `Streams` is the number of
+/// messages per peer. A stream goes to one incarnation of a peer: the sender monitors the
+/// peer's `vdist_traffic`, says `{vdist_hello, SenderPid, Stream}` to it and sends to the pid
+/// in its `{vdist_welcome, Node, Stream, Pid}` (by name, messages sent before the 'DOWN' of a
+/// lost peer was handled would reach its restarted incarnation mid-stream). When the peer goes
+/// down the sender retries later with a new stream starting at 1, so a restarted peer is
+/// checked as strictly as the first one. `Streams` is the number of
 /// (sender, stream) pairs received from; `PeersDown` counts the 'DOWN's of peers this node saw.
 
 #include <cstddef>
