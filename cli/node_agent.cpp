@@ -14,6 +14,7 @@
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
+#include "vdist/runtime/traffic.hpp"
 
 namespace vdist::cli {
 
@@ -73,7 +74,8 @@ int run_agent_node(int fd) {
         return 1;
     }
     runtime::start_node_services(host, **dist, runtime::rpc_functions::with_builtins(dist->get()));
-    host.run_until_idle();  // the services register their names
+    (void)runtime::start_traffic(host);  // all-to-all checks and load (demo, cluster tests)
+    host.run_until_idle();               // the services register their names
     const auto echo = host.whereis(host.a("echo"));
     if (!echo) {
         log("no echo server");

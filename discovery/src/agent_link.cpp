@@ -102,32 +102,60 @@ std::expected<void, std::error_code> agent_link::ready(const dist::pid& echo) {
         return std::unexpected(std::error_code(errno, std::system_category()));
     }
     host_->watch_fd(fd_, [this] { readable(); });
-    // `vdist_agent`: {spawn, From, Ref} from any process → From ! {spawned, Ref, Name, Pid}.
+    // `vdist_agent`: {spawn, From, Ref} from any process → From ! {spawned, Ref, Name, Pid};
+    // {spawn_and_call, From, Ref} also sends the child's echo a first message from this node
+    // and waits for its answer → From ! {spawned, Ref, Name, Pid, Microseconds}: spawn-to-ready
+    // as a parent node sees it (spawned, handshake done, first message answered).
     (void)host_->spawn([this](runtime::process& self) {
         self.register_name(host_->a("vdist_agent"));
-        self.become([this](runtime::process& me, dist::term message) {
+        self.become([this](runtime::process&, dist::term message) {
             const auto* t = message.get_if<dist::tuple>();
-            if (t == nullptr || t->elements.size() != 3 ||
-                t->elements[0] != dist::term(host_->a("spawn")) ||
-                !t->elements[1].is<dist::pid>()) {
+            if (t == nullptr || t->elements.size() != 3 || !t->elements[1].is<dist::pid>()) {
+                return;
+            }
+            const bool call = t->elements[0] == dist::term(host_->a("spawn_and_call"));
+            if (!call && t->elements[0] != dist::term(host_->a("spawn"))) {
                 return;
             }
             const dist::pid from = *t->elements[1].get_if<dist::pid>();
             dist::term ref = t->elements[2];
-            const dist::pid server = me.self();
-            spawn("temporary", [this, from, ref, server](auto result) {
-                dist::term reply =
-                    result ? dist::term(dist::tuple{host_->a("spawned"), ref,
-                                                    host_->a(result->name), result->echo})
-                           : dist::term(dist::tuple{host_->a("spawn_failed"), ref,
-                                                    dist::binary(result.error())});
-                // Sent as the server, so that a remote requester sees an ordinary message.
-                (void)server;
-                host_->send(from, std::move(reply));
+            const auto started = std::chrono::steady_clock::now();
+            spawn("temporary", [this, from, ref, call, started](auto result) {
+                if (!result) {
+                    host_->send(from, dist::tuple{host_->a("spawn_failed"), ref,
+                                                  dist::binary(result.error())});
+                } else if (!call) {
+                    host_->send(from, dist::tuple{host_->a("spawned"), ref, host_->a(result->name),
+                                                  result->echo});
+                } else {
+                    call_child(from, ref, *result, started);
+                }
             });
         });
     });
     return {};
+}
+
+void agent_link::call_child(const dist::pid& from, const dist::term& ref, const spawned_node& child,
+                            std::chrono::steady_clock::time_point started) {
+    (void)host_->spawn([this, from, ref, child, started](runtime::process& self) {
+        const auto ping = host_->a("ping");
+        self.send(child.echo, dist::tuple{self.self(), ping});
+        std::vector<runtime::clause> clauses;
+        clauses.push_back(runtime::clause{
+            [ping](const dist::term& m) { return m == dist::term(ping); },
+            [this, from, ref, child, started](runtime::process&, dist::term) {
+                const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - started);
+                host_->send(from,
+                            dist::tuple{host_->a("spawned"), ref, host_->a(child.name), child.echo,
+                                        static_cast<std::int64_t>(elapsed.count())});
+            }});
+        self.receive(std::move(clauses), std::chrono::seconds(10), [this, from, ref](auto&) {
+            host_->send(from, dist::tuple{host_->a("spawn_failed"), ref,
+                                          dist::binary(std::string_view("child did not answer"))});
+        });
+    });
 }
 
 void agent_link::spawn(std::string restart,

@@ -6,10 +6,13 @@
 ///
 /// Also registers `vdist_agent` on the node, so that any process (of this node or another,
 /// C++ or BEAM) can ask: `{spawn, From, Ref}` → From ! `{spawned, Ref, NodeName, Pid}` or
-/// `{spawn_failed, Ref, Reason}`; Pid is the new node's `echo` server.
+/// `{spawn_failed, Ref, Reason}`; Pid is the new node's `echo` server. `{spawn_and_call, From,
+/// Ref}` also has this node message the child's echo and wait for the answer, then
+/// `{spawned, Ref, NodeName, Pid, Microseconds}`: spawn-to-ready as the parent sees it.
 ///
 /// Threads: the node's thread only.
 
+#include <chrono>
 #include <expected>
 #include <functional>
 #include <map>
@@ -51,6 +54,9 @@ class agent_link {
 
   private:
     void readable();
+    /// `{spawn_and_call, ...}`: the first message to `child`, then the answer to `from`.
+    void call_child(const dist::pid& from, const dist::term& ref, const spawned_node& child,
+                    std::chrono::steady_clock::time_point started);
     [[nodiscard]] bool send(const dist::term& t);
 
     int fd_;
