@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "demo_cluster.hpp"
 #include "demo_erlang.hpp"
 #include "vdist/bench/transport_compare.hpp"
 #include "vdist/transport/host_backend.hpp"
@@ -236,7 +237,7 @@ std::string rate(double per_second, const char* unit) {
 }
 
 int run_demo(double seconds, std::size_t message_size, const std::string& mode, bool compare,
-             bool erlang) {
+             bool erlang, bool cluster) {
     std::string pattern = (std::filesystem::temp_directory_path() / "vdist-demo-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
         std::perror("mkdtemp");
@@ -322,15 +323,17 @@ int run_demo(double seconds, std::size_t message_size, const std::string& mode, 
     }
     std::fflush(stdout);
     const int erlang_status = erlang ? run_erlang_demo() : 0;
+    const int cluster_status = cluster ? run_cluster_demo(seconds) : 0;
+    const int parts_status = erlang_status != 0 ? erlang_status : cluster_status;
     if (!compare) {
-        return erlang_status;
+        return parts_status;
     }
     std::printf("Comparison (short run; `vdist bench transport` for the full one):\n\n");
     std::fflush(stdout);
     bench::transport_options options;
     options.short_run = true;
     const int compare_status = bench::run_transport_comparison(options);
-    return erlang_status != 0 ? erlang_status : compare_status;
+    return parts_status != 0 ? parts_status : compare_status;
 }
 
 }  // namespace
@@ -342,12 +345,14 @@ void add_demo_commands(CLI::App& app) {
         std::string mode = "spin";
         bool compare = true;
         bool erlang = true;
+        bool cluster = true;
     };
     auto settings = std::make_shared<demo_settings>();
     auto* demo = app.add_subcommand(
         "demo",
         "Two node processes stream over a ring both ways; an Erlang node (erl) meets two C++ "
-        "nodes over TCP distribution; then the transport comparison");
+        "nodes over TCP distribution; a host agent runs 8 nodes as one cluster over rings and "
+        "spawns more on demand; then the transport comparison");
     demo->add_option("--seconds", settings->seconds, "How long the nodes stream")
         ->check(CLI::Range(0.1, 600.0));
     demo->add_option("--size", settings->size, "Frame payload bytes")
@@ -357,9 +362,11 @@ void add_demo_commands(CLI::App& app) {
     demo->add_flag("!--no-compare", settings->compare, "Skip the comparison table");
     demo->add_flag("!--no-erlang", settings->erlang,
                    "Skip the Erlang part (skipped anyway without erl)");
+    demo->add_flag("!--no-cluster", settings->cluster,
+                   "Skip the cluster part (host agent, 8 nodes, on-demand nodes)");
     demo->callback([settings] {
         if (const int status = run_demo(settings->seconds, settings->size, settings->mode,
-                                        settings->compare, settings->erlang);
+                                        settings->compare, settings->erlang, settings->cluster);
             status != 0) {
             throw CLI::RuntimeError(status);
         }
