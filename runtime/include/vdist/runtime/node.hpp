@@ -426,6 +426,9 @@ class node {
     std::vector<poller> pollers_;
     std::uint64_t next_poller_ = 1;
     void poll_fds(int timeout_ms);
+    /// How often a non-blocking poll of the fds really asks the kernel while pollers run.
+    static constexpr std::chrono::microseconds fd_poll_interval{20};
+    std::chrono::steady_clock::time_point last_fd_poll_{};
 
     // Atoms used in signals.
     atom normal_, kill_, killed_, noproc_, noconnection_, exit_tag_, down_tag_, process_atom_;
