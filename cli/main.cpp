@@ -2,13 +2,15 @@
 //
 //   vdist demo                 two nodes over a ring; erl meets two C++ nodes; the comparison
 //   vdist bench transport      the ring against shared-memory locking, queues and sockets
-//   vdist bench dist           C++ nodes against erl nodes over TCP distribution
+//   vdist bench dist           C++ nodes over TCP and rings against erl nodes over TCP
+//   vdist bench spawn          on-demand nodes: spawn-to-ready and spawns/s against erl's start
 //   vdist node                 a standalone C++ node on TCP distribution (net_kernel, rex, echo)
 //   vdist host                 a host agent (emulated Xen host): spawn, ls, kill talk to it
 //   vdist term                 one term from stdin to stdout: print, reencode, parse (ETF, text)
 
 #include <CLI/CLI.hpp>
 
+#include "bench_spawn.hpp"
 #include "demo.hpp"
 #include "host.hpp"
 #include "node.hpp"
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
     bench->require_subcommand(1);
     vdist::bench::add_transport_command(*bench);
     vdist::bench::add_dist_command(*bench);
+    vdist::cli::add_spawn_bench_command(*bench);
 
     vdist::cli::add_demo_commands(app);
     vdist::cli::add_term_commands(app);

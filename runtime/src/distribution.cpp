@@ -575,7 +575,7 @@ void distribution::attach_pending_offers() {
     s.offers.insert(s.offers.end(), later.begin(), later.end());
     if (!s.offers.empty() && !s.offer_retry_scheduled) {
         s.offer_retry_scheduled = true;
-        host_->call_after(std::chrono::milliseconds(2), [this] {
+        host_->call_after(std::chrono::microseconds(200), [this] {
             state_->offer_retry_scheduled = false;
             attach_pending_offers();
         });
