@@ -411,5 +411,48 @@ TEST_F(ClusterTest, shouldRestartAndRejoinWhenANodeIsKilledUnderLoad) {
     }
 }
 
+TEST_F(ClusterTest, shouldLookLikeOrdinaryNodesToErlWhenReachedOverTcp) {
+    if (test::on_path("erl").empty()) {
+        GTEST_SKIP() << "erl not installed";
+    }
+    auto h = start_host("h1");
+    ASSERT_TRUE(h->ready());
+    const auto n1 = h->spawn();
+    const auto n2 = h->spawn();
+    ASSERT_TRUE(n1 && n2) << h->log();
+    const std::string a = "'" + *n1 + "'";
+    const std::string b = "'" + *n2 + "'";
+    test::erlang_node erl(epmd_.port(), {"-sname", "probe", "-setcookie", cookie},
+                          test::erlang_node::interactive);
+    EXPECT_EQ(erl.eval("net_adm:ping(" + a + ")."), "pong");
+    EXPECT_EQ(erl.eval("rpc:call(" + a + ", erlang, node, [])."), a);
+    EXPECT_EQ(erl.eval("erpc:call(" + b + ", vdist, echo, [{hello, self()}]) =:= {hello, self()}."),
+              "true");
+    // erl drives the two agent nodes, which talk to each other over a ring, and reads their
+    // reports.
+    EXPECT_EQ(erl.eval("[{vdist_traffic, N} ! {start, [" + a + ", " + b + "], 500, 32} || N <- [" +
+                       a + ", " + b + "]], ok."),
+              "ok");
+    const std::string report =
+        "fun(N) -> {vdist_traffic, N} ! {report, self()}, "
+        "receive R -> R after 5000 -> timeout end end";
+    EXPECT_TRUE(test::eventually(
+        [&] {
+            return erl.eval("(" + report + ")(" + b + ").") ==
+                   "{traffic_report," + b + ",500,500,0,0,1,0}";
+        },
+        20s));
+    // Killed with SIGKILL, an agent node is an ordinary lost node to erl.
+    EXPECT_EQ(erl.eval("erlang:monitor_node(" + b + ", true)."), "true");
+    ASSERT_TRUE(h->kill(*n2, SIGKILL));
+    EXPECT_EQ(erl.eval("receive {nodedown, N} -> N after 10000 -> timeout end."), b);
+    const auto listing = h->ls();
+    for (const auto& c : listing.channels) {
+        if (c.node == *n1 && c.peer == *n2) {
+            EXPECT_EQ(c.carrier, "ring");
+        }
+    }
+}
+
 }  // namespace
 }  // namespace vdist::discovery
