@@ -17,6 +17,7 @@
 
 #include "demo_support.hpp"
 #include "vdist/discovery/agent_control.hpp"
+#include "vdist/dist/term_text.hpp"
 #include "vdist/runtime/threaded_node.hpp"
 
 namespace vdist::cli {
@@ -164,8 +165,12 @@ int run_spawn_bench(const spawn_options& options) {
             }
             for (const auto& reply : replies) {
                 ++done;
-                const auto ms = ready_ms(reply);
-                ms ? under_load.push_back(*ms) : (void)++failed;
+                if (const auto ms = ready_ms(reply)) {
+                    under_load.push_back(*ms);
+                } else if (++failed == 1) {
+                    std::fprintf(stderr, "vdist bench spawn: first failure: %s\n",
+                                 dist::to_erlang_text(reply).c_str());
+                }
             }
         }
         const double burst_s =
