@@ -103,7 +103,8 @@ class cluster_demo {
   private:
     bool spawn_cluster() {
         show("demo", "spawning " + std::to_string(cluster_nodes) +
-                         " nodes: vdist host forks and execs each, configuration over its fd 3");
+                         " nodes: vdist host forks each from its own image (a zygote), "
+                         "configuration over its fd 3");
         for (int i = 0; i < cluster_nodes; ++i) {
             const auto answer = discovery::control_request(dir_, "spawn - permanent");
             show_agent_output(*agent_);
