@@ -5,12 +5,22 @@ vdist=$1
 dir=$(mktemp -d)
 host=cli$$
 agent=
+epmd_pid=
 cleanup() {
     [ -n "$agent" ] && kill -KILL "$agent" 2>/dev/null || true
+    [ -n "$epmd_pid" ] && kill -TERM "$epmd_pid" 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
 fail() { echo "FAILED: $*"; exit 1; }
+
+# The nodes register with EPMD: a private one, so that no epmd outlives the test.
+ERL_EPMD_PORT=$((20000 + $$ % 20000))
+export ERL_EPMD_PORT
+epmd -port "$ERL_EPMD_PORT" -relaxed_command_check &
+epmd_pid=$!
+sleep 0.2
+kill -0 "$epmd_pid" 2>/dev/null || fail "no private epmd on port $ERL_EPMD_PORT"
 
 "$vdist" host --dir "$dir/h" --host "$host" &
 agent=$!

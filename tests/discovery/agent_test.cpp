@@ -17,6 +17,7 @@
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/test/child_process.hpp"
+#include "vdist/test/erlang.hpp"
 #include "vdist/test/eventually.hpp"
 
 namespace vdist::discovery {
@@ -47,7 +48,12 @@ bool process_gone(pid_t pid) {
 
 class HostAgentTest : public ::testing::Test {
   protected:
-    void SetUp() override { start_agent({}); }
+    void SetUp() override {
+        // The nodes register with EPMD: a private one, so that no epmd outlives the test.
+        ASSERT_NE(epmd_.port(), 0);
+        ::setenv("ERL_EPMD_PORT", std::to_string(epmd_.port()).c_str(), 1);
+        start_agent({});
+    }
 
     void start_agent(std::vector<std::string> extra) {
         static int counter = 0;
@@ -139,6 +145,7 @@ class HostAgentTest : public ::testing::Test {
     }
 
     std::string host_;
+    test::private_epmd epmd_;
     std::filesystem::path dir_;
     std::optional<test::child_process> agent_;
 };
