@@ -11,17 +11,6 @@ namespace {
 using dist::list;
 using dist::tuple;
 
-// The elements of `t` if it is a tuple of `size` whose first element is the atom `tag`.
-[[nodiscard]] const std::vector<term>* tagged(const term& t, std::string_view tag,
-                                              std::size_t size) noexcept {
-    const auto* elements = t.get_if<tuple>();
-    if (elements == nullptr || elements->elements.size() != size ||
-        !is_atom(elements->elements[0], tag)) {
-        return nullptr;
-    }
-    return &elements->elements;
-}
-
 // {Pid, Tag} of a '$gen_call' or system message; anything else is not a caller.
 [[nodiscard]] std::optional<from> as_from(const term& t) {
     const auto* pair = t.get_if<tuple>();

@@ -47,6 +47,15 @@ bool is_atom(const term& t, std::string_view name) noexcept {
     return a != nullptr && a->text() == name;
 }
 
+const std::vector<term>* tagged(const term& t, std::string_view tag, std::size_t size) noexcept {
+    const auto* elements = t.get_if<dist::tuple>();
+    if (elements == nullptr || elements->elements.size() != size ||
+        !is_atom(elements->elements[0], tag)) {
+        return nullptr;
+    }
+    return &elements->elements;
+}
+
 // ---------------------------------------------------------------------------------------------
 // process: what actor code calls; each forwards to the node.
 

@@ -14,16 +14,6 @@ using dist::tuple;
     return std::string(module) + ":" + std::string(function);
 }
 
-// The elements of a tuple of `size` elements whose first is the atom `tag`, or null.
-[[nodiscard]] const std::vector<term>* tagged(const term& t, std::string_view tag,
-                                              std::size_t size) {
-    const auto* found = t.get_if<tuple>();
-    if (found == nullptr || found->elements.size() != size || !is_atom(found->elements[0], tag)) {
-        return nullptr;
-    }
-    return &found->elements;
-}
-
 // Runs M:F(Args) through the table: the result, or the error reason (undef when unknown).
 [[nodiscard]] std::expected<term, term> apply(const rpc_functions& functions, process& caller,
                                               const term& module, const term& function,

@@ -13,16 +13,6 @@ using dist::binary;
 using dist::list;
 using dist::tuple;
 
-// The elements of a tuple of `size` elements whose first is the atom `tag`, or null.
-[[nodiscard]] const std::vector<term>* tagged(const term& t, std::string_view tag,
-                                              std::size_t size) {
-    const auto* found = t.get_if<tuple>();
-    if (found == nullptr || found->elements.size() != size || !is_atom(found->elements[0], tag)) {
-        return nullptr;
-    }
-    return &found->elements;
-}
-
 [[nodiscard]] std::int64_t integer_or(const term& t, std::int64_t fallback) {
     const auto* value = t.get_if<std::int64_t>();
     return value == nullptr ? fallback : *value;

@@ -440,4 +440,9 @@ class node {
 /// Whether `t` is the atom `name`.
 [[nodiscard]] bool is_atom(const term& t, std::string_view name) noexcept;
 
+/// The elements of `t` if it is a tuple of `size` elements whose first is the atom `tag`
+/// (a message's shape, as a receive pattern `{tag, _, ...}` checks it), or null.
+[[nodiscard]] const std::vector<term>* tagged(const term& t, std::string_view tag,
+                                              std::size_t size) noexcept;
+
 }  // namespace vdist::runtime
