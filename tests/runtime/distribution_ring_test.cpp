@@ -27,9 +27,12 @@
 #include "vdist/runtime/gen_server.hpp"
 #include "vdist/runtime/node_services.hpp"
 #include "vdist/test/erlang.hpp"
+#include "vdist/test/inbox.hpp"
 
 namespace vdist::runtime {
 namespace {
+
+using test::inbox;
 
 using namespace std::chrono_literals;
 using dist::tuple;
@@ -246,32 +249,6 @@ class ring_node {
     std::thread thread_;
     std::mutex log_mutex_;
     std::vector<std::string> log_;
-};
-
-// What a node's processes saw, handed to the test thread.
-class inbox {
-  public:
-    void put(term t) {
-        std::lock_guard lock(mutex_);
-        items_.push_back(std::move(t));
-    }
-    [[nodiscard]] std::vector<term> wait_for(std::size_t n,
-                                             std::chrono::milliseconds timeout = 20s) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            {
-                std::lock_guard lock(mutex_);
-                if (items_.size() >= n || std::chrono::steady_clock::now() > deadline) {
-                    return items_;
-                }
-            }
-            std::this_thread::sleep_for(2ms);
-        }
-    }
-
-  private:
-    std::mutex mutex_;
-    std::vector<term> items_;
 };
 
 // A process registered as `name` that counts {seq, N} messages arriving in order and reports

@@ -24,9 +24,12 @@
 #include "vdist/runtime/gen_server.hpp"
 #include "vdist/runtime/node_services.hpp"
 #include "vdist/test/erlang.hpp"
+#include "vdist/test/inbox.hpp"
 
 namespace vdist::runtime {
 namespace {
+
+using test::inbox;
 
 using namespace std::chrono_literals;
 using dist::tuple;
@@ -95,33 +98,6 @@ class running_node {
     std::thread thread_;
     std::mutex log_mutex_;
     std::vector<std::string> log_;
-};
-
-// What a node's process saw, handed to the test thread.
-class inbox {
-  public:
-    void put(term t) {
-        std::lock_guard lock(mutex_);
-        items_.push_back(std::move(t));
-    }
-    /// Waits until `n` items arrived (or the timeout) and returns them.
-    [[nodiscard]] std::vector<term> wait_for(std::size_t n,
-                                             std::chrono::milliseconds timeout = 10s) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            {
-                std::lock_guard lock(mutex_);
-                if (items_.size() >= n || std::chrono::steady_clock::now() > deadline) {
-                    return items_;
-                }
-            }
-            std::this_thread::sleep_for(5ms);
-        }
-    }
-
-  private:
-    std::mutex mutex_;
-    std::vector<term> items_;
 };
 
 class DistributionTest : public ::testing::Test {
