@@ -21,6 +21,7 @@
 
 #include "vdist/discovery/agent_control.hpp"
 #include "vdist/discovery/agent_protocol.hpp"
+#include "vdist/discovery/store_ring_directory.hpp"
 #include "vdist/dist/handshake.hpp"
 
 namespace vdist::discovery {
@@ -182,7 +183,7 @@ struct host_agent::impl {
         check(store->write(record + "/generation", generation), record);
         const std::string inbox = connect_inbox_path(d.domid);
         check(store->mkdir(inbox), inbox);
-        check(store->set_permissions(inbox, {{d.domid, access::write}}), inbox);
+        check(store->set_permissions(inbox, store_ring_directory::inbox_permissions(d.domid)), inbox);
         const std::string entry = node_entry_path(s.name);
         check(store->write(entry + "/domid", std::to_string(d.domid)), entry);
         check(store->write(entry + "/host", config.host_name), entry);

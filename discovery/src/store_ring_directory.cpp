@@ -69,20 +69,14 @@ std::optional<transport::domid_t> store_ring_directory::locate(std::string_view 
     return static_cast<transport::domid_t>(*domid);
 }
 
+std::vector<permission> store_ring_directory::inbox_permissions(store_domid owner) {
+    return {{owner, access::write}, {owner, access::both}};
+}
+
 bool store_ring_directory::offer(transport::domid_t peer, std::uint32_t port) {
-    // The entry is ours (its creator owns it, as in xenstored), so the peer could neither read
-    // it nor be told of it (watch events go only to domains that may read the node), nor remove
-    // it once taken: grant it both in the same transaction, so that its watch fires once, with
-    // the entry readable.
-    const std::string path = connect_inbox_path(peer) + "/" + offer_entry(self_, port);
-    const std::vector<permission> permissions{{self_, access::none}, {peer, access::both}};
-    return client_
-        .transact([&](transaction_id tx) -> std::expected<void, std::error_code> {
-            if (auto written = client_.write(path, "", tx); !written) {
-                return written;
-            }
-            return client_.set_permissions(path, permissions, tx);
-        })
+    // One write: the entry inherits the inbox's permissions (inbox_permissions), so the peer
+    // may read and remove it and its watch fires once, with the entry readable.
+    return client_.write(connect_inbox_path(peer) + "/" + offer_entry(self_, port), "")
         .has_value();
 }
 

@@ -256,14 +256,21 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
 
     if (self->config_.use_epmd) {
         const auto timeout = self->config_.epmd_timeout;
-        if (self->config_.start_epmd) {
+        const auto register_node = [&] {
+            return dist::epmd_registration::register_node(parts->first, self->listen_port_,
+                                                          self->config_.hidden, timeout,
+                                                          self->config_.epmd_port);
+        };
+        // Registering is the probe: EPMD is started (as erl does) only when nobody listens,
+        // so a node on a host whose EPMD runs pays one round trip, not two connections.
+        auto registered = register_node();
+        if (!registered && registered.error() == dist::epmd_errc::unreachable &&
+            self->config_.start_epmd) {
             if (auto started = dist::ensure_epmd(self->config_.epmd_port, timeout); !started) {
                 return std::unexpected(started.error());
             }
+            registered = register_node();
         }
-        auto registered = dist::epmd_registration::register_node(parts->first, self->listen_port_,
-                                                                 self->config_.hidden, timeout,
-                                                                 self->config_.epmd_port);
         if (!registered) {
             return std::unexpected(registered.error());
         }

@@ -30,7 +30,8 @@ struct StoreRingDirectoryTest : testing::Test {
                 ASSERT_TRUE(s.mkdir(domain_path(d)));
                 ASSERT_TRUE(s.set_permissions(domain_path(d), {{d, access::none}}));
                 ASSERT_TRUE(s.mkdir(connect_inbox_path(d)));
-                ASSERT_TRUE(s.set_permissions(connect_inbox_path(d), {{d, access::write}}));
+                ASSERT_TRUE(s.set_permissions(connect_inbox_path(d),
+                                              store_ring_directory::inbox_permissions(d)));
             }
             ASSERT_TRUE(s.write(node_entry_path("b@h.x") + "/domid", "2"));
             ASSERT_TRUE(s.write(node_entry_path("junk@h") + "/domid", "70000"));

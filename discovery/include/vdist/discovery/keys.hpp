@@ -5,7 +5,8 @@
 /// ```
 ///   /vdist/nodes/<name>/{domid,host,generation}         where is node <name>? (toolstack writes)
 ///   /local/domain/<d>/data/vdist/node/{name,host,generation}   a domain's own record
-///   /local/domain/<d>/data/vdist/connect/<from>-<port>  ring offers to <d> (anyone may write)
+///   /local/domain/<d>/data/vdist/connect/<from>-<port>  ring offers to <d> (anyone may write;
+///                                                        <d> reads and removes them)
 ///   /local/domain/<srv>/data/vchan/<cli>/<port>/{ring-ref,event-channel}   libxenvchan's
 /// ```
 ///

@@ -4,7 +4,8 @@
 ///
 /// - locate(name) reads `/vdist/nodes/<enc(name)>/domid` (the toolstack writes it);
 /// - offer(peer, port) writes `/local/domain/<peer>/data/vdist/connect/<self>-<port>` (empty
-///   value) into the peer's inbox, which the toolstack creates writable by everyone;
+///   value) into the peer's inbox, which the toolstack creates with inbox_permissions(): one
+///   write, no transaction (the entry inherits the inbox's list, see there);
 /// - this node watches its own inbox; take_offers() lists it, returns each well-formed entry
 ///   once (in the store's directory order) and removes what it took (and junk);
 /// - withdraw(peer, port) removes the offer it wrote, if still there.
@@ -34,6 +35,12 @@ class store_ring_directory final : public runtime::ring_directory {
     [[nodiscard]] int native_handle() const override;
     [[nodiscard]] std::vector<runtime::ring_offer> take_offers() override;
     void withdraw(transport::domid_t peer, std::uint32_t port) override;
+
+    /// The permissions the toolstack gives domain `owner`'s inbox: everyone may write (offer),
+    /// and `owner` is also listed with read+write. As in xenstored, an entry an offerer creates
+    /// inherits this list with the offerer as owner, so the inbox's owner can read the entry,
+    /// is told of it by its watch, and removes it, without the offerer granting anything.
+    [[nodiscard]] static std::vector<permission> inbox_permissions(store_domid owner);
 
     /// "<from>-<port>" as an inbox entry, and back (nullopt for anything else).
     [[nodiscard]] static std::string offer_entry(transport::domid_t from, std::uint32_t port);
