@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -80,6 +81,43 @@ struct spawn_options {
     return ms;
 }
 
+/// Reads the agent's output on a thread while the bench runs: the agent and its nodes share
+/// that pipe for their logs, and a full pipe would stop them all at their next log line. Keeps
+/// the last lines, shown when a spawn failed.
+class agent_log {
+  public:
+    explicit agent_log(child& agent)
+        : thread_([this, &agent](std::stop_token stop) { drain(agent, stop); }) {}
+
+    /// Stops reading (what follows is the caller's) and returns the last lines read.
+    [[nodiscard]] std::deque<std::string> stop() {
+        thread_.request_stop();
+        thread_.join();
+        return std::move(tail_);
+    }
+
+  private:
+    static constexpr std::size_t kept = 40;
+
+    void drain(child& agent, const std::stop_token& stop) {
+        while (!stop.stop_requested() && agent.output() >= 0) {
+            pollfd fd{agent.output(), POLLIN, 0};
+            if (::poll(&fd, 1, 50) <= 0) {
+                continue;
+            }
+            for (auto& line : agent.read_lines()) {
+                tail_.push_back(std::move(line));
+                if (tail_.size() > kept) {
+                    tail_.pop_front();
+                }
+            }
+        }
+    }
+
+    std::deque<std::string> tail_;
+    std::jthread thread_;  // last: starts once the rest is constructed
+};
+
 int run_spawn_bench(const spawn_options& options) {
     const std::string epmd_program = find_on_path("epmd");
     if (epmd_program.empty()) {
@@ -118,6 +156,10 @@ int run_spawn_bench(const spawn_options& options) {
     const auto deadline = demo_clock::now() + 10s;
     while (agent && !discovery::control_request(dir, "ls") && demo_clock::now() < deadline) {
         std::this_thread::sleep_for(20ms);
+    }
+    std::optional<agent_log> log;
+    if (agent) {
+        log.emplace(*agent);
     }
     const auto parent_answer = discovery::control_request(dir, "spawn - permanent");
     std::string parent;
@@ -207,6 +249,14 @@ int run_spawn_bench(const spawn_options& options) {
         if (failed > 0) {
             std::printf("%zu spawns failed\n", failed);
             status = 1;
+        }
+    }
+    if (log) {
+        const auto tail = log->stop();
+        if (status != 0) {
+            for (const auto& line : tail) {
+                show("host", line);
+            }
         }
     }
     (void)discovery::control_request(dir, "stop");
