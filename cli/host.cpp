@@ -28,6 +28,7 @@ struct host_options {
     int max_restarts = 10;
     double period = 10;
     bool exec = false;
+    std::size_t shells = 2;
 };
 
 struct spawn_options {
@@ -58,6 +59,7 @@ int run_host(const host_options& options) {
         .fork_node = nullptr,
         .cookie = options.cookie,
         .wait = options.wait,
+        .shells = options.shells,
         .max_restarts = options.max_restarts,
         .restart_period = std::chrono::milliseconds(static_cast<long>(options.period * 1000)),
         .log = nullptr,
@@ -145,6 +147,7 @@ int run_ls(const std::string& dir) {
     }
     std::printf("%-32s %6s %8s %4s %-9s %-10s\n", "name", "domid", "pid", "gen", "state",
                 "restart");
+    std::string shells;
     for (const auto& line : *answer) {
         const auto w = split(line);
         if (w.size() == 7 && w[0] == "node") {
@@ -153,10 +156,15 @@ int run_ls(const std::string& dir) {
         } else if (w.size() == 8 && w[0] == "conn") {
             std::printf("    -> %-30s %-4s msgs in %s out %s, bytes in %s out %s\n", w[2].c_str(),
                         w[3].c_str(), w[4].c_str(), w[5].c_str(), w[6].c_str(), w[7].c_str());
+        } else if (w.size() == 3 && w[0] == "shell") {
+            shells += (shells.empty() ? "" : ", ") + w[1] + " (pid " + w[2] + ")";
         } else if (w.size() >= 1 && w[0] == "error") {
             std::printf("%s\n", line.c_str());
             return 1;
         }
+    }
+    if (!shells.empty()) {
+        std::printf("domain shells ready for the next spawns: %s\n", shells.c_str());
     }
     std::fflush(stdout);
     return 0;
@@ -192,6 +200,9 @@ void add_host_commands(CLI::App& app) {
     h->add_option("--wait", host->wait, "Idle wait of nodes: busy, spin, block")
         ->check(CLI::IsMember({"busy", "spin", "block"}));
     h->add_option("--cookie", host->cookie, "The nodes' cookie");
+    h->add_option("--shells", host->shells,
+                  "Domains kept ready for the next spawns (forked, store open; default 2)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{64}));
     h->add_option("--max-restarts", host->max_restarts, "Restart intensity");
     h->add_option("--period", host->period, "Restart period in seconds");
     h->add_flag("--exec", host->exec,

@@ -17,14 +17,71 @@
 #include "vdist/runtime/traffic.hpp"
 
 namespace vdist::cli {
+namespace {
+
+/// What a domain has before its node does: the host backend (rings) and the host store (ring
+/// offers), found from the domid alone.
+struct domain_resources {
+    std::shared_ptr<transport::host_backend> backend;
+    std::unique_ptr<discovery::store_ring_directory> directory;
+};
+
+std::expected<domain_resources, std::string> open_domain(const discovery::domain_message& d) {
+    if (d.store.empty()) {
+        return domain_resources{};  // no host store: TCP distribution only
+    }
+    const auto domid = static_cast<transport::domid_t>(d.domid);
+    auto backend = transport::host_backend::create(domid, d.run_dir);
+    if (!backend) {
+        return std::unexpected("host backend: " + backend.error().message());
+    }
+    auto client = discovery::store_client::open(d.store);
+    if (!client) {
+        return std::unexpected("host store " + d.store + ": " + client.error().message());
+    }
+    auto opened = discovery::store_ring_directory::open(std::move(*client), domid);
+    if (!opened) {
+        return std::unexpected("ring directory: " + opened.error().message());
+    }
+    return domain_resources{std::make_shared<transport::host_backend>(std::move(*backend)),
+                            std::move(*opened)};
+}
+
+}  // namespace
 
 int run_agent_node(int fd) {
-    auto config = discovery::agent_link::read_config(fd, std::chrono::seconds(10));
-    if (!config) {
-        std::fprintf(stderr, "vdist node: first channel (fd %d): %s\n", fd,
-                     config.error().message().c_str());
+    auto fail = [fd](const std::string& why) {
+        std::fprintf(stderr, "vdist node: first channel (fd %d): %s\n", fd, why.c_str());
         ::close(fd);
         return 2;
+    };
+    // A domain made ahead of its node (a shell) opens what needs no name, then waits for as
+    // long as the agent keeps it; a node spawned directly gets its config first.
+    auto first = discovery::agent_link::read_message(fd, std::chrono::seconds(10));
+    if (!first) {
+        return fail(first.error().message());
+    }
+    std::optional<discovery::domain_message> shell;
+    std::expected<domain_resources, std::string> resources = domain_resources{};
+    if (auto* d = std::get_if<discovery::domain_message>(&*first)) {
+        shell = *d;
+        resources = open_domain(*d);
+        first = discovery::agent_link::read_message(fd, std::nullopt);
+        if (!first) {
+            return fail(first.error().message());
+        }
+        if (std::holds_alternative<discovery::stop_message>(*first)) {
+            ::close(fd);
+            return 0;  // the agent stops: the shell never ran a node
+        }
+    }
+    auto* config = std::get_if<discovery::node_config_message>(&*first);
+    if (config == nullptr) {
+        return fail("expected the config");
+    }
+    if (shell && (shell->domid != config->domid || shell->store != config->store ||
+                  shell->run_dir != config->run_dir)) {
+        return fail("the config names another domain than the first message");
     }
     const std::string prefix =
         "vdist node " + config->name + " (domid " + std::to_string(config->domid) + "): ";
@@ -32,6 +89,13 @@ int run_agent_node(int fd) {
         std::fprintf(stderr, "%s%.*s\n", prefix.c_str(), static_cast<int>(line.size()),
                      line.data());
     };
+    if (!shell) {
+        resources = open_domain({config->domid, config->store, config->run_dir});
+    }
+    if (!resources) {
+        log(resources.error());
+        return 1;
+    }
     runtime::node_config node_settings{.name = config->name};
     node_settings.idle.mode =
         config->wait == discovery::node_wait::busy   ? transport::wait_mode::busy_poll
@@ -45,27 +109,9 @@ int run_agent_node(int fd) {
         .net_ticktime = std::chrono::milliseconds(config->ticktime_ms),
         .log = log,
     };
-    std::unique_ptr<discovery::store_ring_directory> directory;
-    if (!config->store.empty()) {
-        const auto domid = static_cast<transport::domid_t>(config->domid);
-        auto backend = transport::host_backend::create(domid, config->run_dir);
-        if (!backend) {
-            log("host backend: " + backend.error().message());
-            return 1;
-        }
-        auto client = discovery::store_client::open(config->store);
-        if (!client) {
-            log("host store " + config->store + ": " + client.error().message());
-            return 1;
-        }
-        auto opened = discovery::store_ring_directory::open(std::move(*client), domid);
-        if (!opened) {
-            log("ring directory: " + opened.error().message());
-            return 1;
-        }
-        directory = std::move(*opened);
-        dist_config.ring_backend = std::make_shared<transport::host_backend>(std::move(*backend));
-        dist_config.directory = directory.get();
+    if (resources->directory) {
+        dist_config.ring_backend = resources->backend;
+        dist_config.directory = resources->directory.get();
         dist_config.ring_wait.mode = node_settings.idle.mode;
     }
     auto dist = runtime::distribution::start(host, dist_config);

@@ -89,6 +89,7 @@ struct domain {
     std::optional<steady::time_point> ready_at;
     std::optional<dist::pid> echo;
     std::vector<ready_waiter> waiters;
+    bool exiting = false;  ///< its channel closed: about to be reaped
 };
 
 /// An `ls` in progress: the answers still missing.
@@ -112,6 +113,7 @@ struct host_agent::impl {
     int signal_fd = -1;
     bool stopping = false;
     store_domid next_domid = 1;
+    steady::time_point next_shell_at;
     unsigned next_core = 0;
     std::uint32_t next_ref = 1;
     dist::atom_table atoms{4096};
@@ -172,20 +174,25 @@ struct host_agent::impl {
         }
     }
 
-    void write_records(const domain& d, const slot& s) {
-        const std::string dom = domain_path(d.domid);
-        const std::string generation = std::to_string(s.generation);
+    /// What a domain has from its creation: its home (its own), its ring inbox.
+    void write_domain_records(store_domid domid) {
+        const std::string dom = domain_path(domid);
         check(store->mkdir(dom), dom);
-        check(store->set_permissions(dom, {{d.domid, access::none}}), dom);
-        const std::string record = node_record_path(d.domid);
+        check(store->set_permissions(dom, {{domid, access::none}}), dom);
+        const std::string inbox = connect_inbox_path(domid);
+        check(store->mkdir(inbox), inbox);
+        check(store->set_permissions(inbox, store_ring_directory::inbox_permissions(domid)), inbox);
+    }
+
+    /// What a domain gets when a node is assigned to it: its record, the name's entry.
+    void write_node_records(store_domid domid, const slot& s) {
+        const std::string generation = std::to_string(s.generation);
+        const std::string record = node_record_path(domid);
         check(store->write(record + "/name", s.name), record);
         check(store->write(record + "/host", config.host_name), record);
         check(store->write(record + "/generation", generation), record);
-        const std::string inbox = connect_inbox_path(d.domid);
-        check(store->mkdir(inbox), inbox);
-        check(store->set_permissions(inbox, store_ring_directory::inbox_permissions(d.domid)), inbox);
         const std::string entry = node_entry_path(s.name);
-        check(store->write(entry + "/domid", std::to_string(d.domid)), entry);
+        check(store->write(entry + "/domid", std::to_string(domid)), entry);
         check(store->write(entry + "/host", config.host_name), entry);
         check(store->write(entry + "/generation", generation), entry);
         check(store->set_permissions(entry, {{0, access::read}}), entry);
@@ -197,7 +204,7 @@ struct host_agent::impl {
     void remove_records(store_domid domid, const std::string& name) {
         (void)store->rm(domain_path(domid));
         const std::string entry = node_entry_path(name);
-        if (store->read(entry + "/domid") == std::to_string(domid)) {
+        if (!name.empty() && store->read(entry + "/domid") == std::to_string(domid)) {
             (void)store->rm(entry);
         }
         // Offers the dead domain wrote into other inboxes: `<domid>-<port>`.
@@ -234,20 +241,75 @@ struct host_agent::impl {
 
     // -- spawning -------------------------------------------------------------------------------
 
-    std::expected<store_domid, std::string> start_domain(slot& s) {
+    /// A domain shell kept ready (the lowest domid), if any.
+    [[nodiscard]] std::optional<store_domid> free_shell() const {
+        for (const auto& [domid, d] : domains) {
+            if (d.slot_name.empty() && !d.exiting) {
+                return domid;
+            }
+        }
+        return std::nullopt;
+    }
+    [[nodiscard]] std::size_t shell_count() const {
+        std::size_t n = 0;
+        for (const auto& [domid, d] : domains) {
+            n += d.slot_name.empty() && !d.exiting ? 1U : 0U;
+        }
+        return n;
+    }
+    [[nodiscard]] store_domid next_free_domid() {
         while (domains.contains(next_domid) || next_domid == 0) {
             ++next_domid;
         }
-        const store_domid domid = next_domid++;
+        return next_domid;
+    }
+
+    /// Starts slot `s` in a domain: a shell made ahead (LightVM's split toolstack: the costly
+    /// part of creating a domain is done before anyone asks), else a new domain.
+    std::expected<store_domid, std::string> start_domain(slot& s) {
+        auto domid = free_shell();
+        if (!domid) {
+            auto created = create_domain();
+            if (!created) {
+                return std::unexpected(created.error());
+            }
+            domid = *created;
+        }
+        domain& d = domains.at(*domid);
+        d.slot_name = s.name;
+        d.started = steady::now();
+        write_node_records(d.domid, s);
+        s.domid = d.domid;
+        s.state = slot_state::starting;
+        node_config_message message{
+            .name = s.name,
+            .cookie = config.cookie,
+            .domid = d.domid,
+            .host = config.host_name,
+            .store = store->socket_path(),
+            .run_dir = run_dir.string(),
+            .ticktime_ms = config.ticktime_ms,
+            .wait = config.wait == "busy"   ? node_wait::busy
+                    : config.wait == "spin" ? node_wait::spin
+                                            : node_wait::block,
+        };
+        send_frame(d, to_term(agent_to_node{message}, atoms));
+        return d.domid;
+    }
+
+    /// A new domain, without a node yet (a shell): a process forked (and exec'd) with its first
+    /// channel, its records in the store, and the `domain` message sent.
+    std::expected<store_domid, std::string> create_domain() {
+        const store_domid domid = next_free_domid();
+        ++next_domid;
         int pair[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
             return std::unexpected("socketpair: " + last_error().message());
         }
         domain d;
         d.domid = domid;
-        d.slot_name = s.name;
         d.reader = std::make_unique<frame_reader>(*d.atoms);
-        write_records(d, s);
+        write_domain_records(domid);
 
         const std::string program = config.node_program.string();
         char arg0[] = "vdist";
@@ -261,14 +323,13 @@ struct host_agent::impl {
             config.pin
                 ? static_cast<int>(next_core++ % static_cast<unsigned>(cores > 0 ? cores : 1))
                 : -1;
-        d.started = steady::now();
         std::fflush(nullptr);  // a forked node must not flush the agent's buffers again
         const pid_t child = ::fork();
         if (child < 0) {
             const auto error = last_error();
             ::close(pair[0]);
             ::close(pair[1]);
-            remove_records(domid, s.name);
+            remove_records(domid, "");
             return std::unexpected("fork: " + error.message());
         }
         if (child == 0) {
@@ -311,23 +372,24 @@ struct host_agent::impl {
         if (d.pidfd >= 0) {
             watch(d.pidfd);
         }
-        node_config_message message{
-            .name = s.name,
-            .cookie = config.cookie,
-            .domid = domid,
-            .host = config.host_name,
-            .store = store->socket_path(),
-            .run_dir = run_dir.string(),
-            .ticktime_ms = config.ticktime_ms,
-            .wait = config.wait == "busy"   ? node_wait::busy
-                    : config.wait == "spin" ? node_wait::spin
-                                            : node_wait::block,
-        };
-        s.domid = domid;
-        s.state = slot_state::starting;
         auto [it, inserted] = domains.emplace(domid, std::move(d));
-        send_frame(it->second, to_term(agent_to_node{message}, atoms));
+        send_frame(
+            it->second,
+            to_term(agent_to_node{domain_message{domid, store->socket_path(), run_dir.string()}},
+                    atoms));
         return domid;
+    }
+
+    /// Keeps `config.shells` domain shells ready, one per call, when the agent has nothing else
+    /// to do. A shell that dies unused delays the next one by a second (no fork loop).
+    void refill_shells() {
+        if (stopping || shell_count() >= config.shells || steady::now() < next_shell_at) {
+            return;
+        }
+        if (auto created = create_domain(); !created) {
+            log("domain shell: " + created.error());
+            next_shell_at = steady::now() + std::chrono::seconds(1);
+        }
     }
 
     void send_frame(domain& d, const dist::term& t) {
@@ -353,16 +415,14 @@ struct host_agent::impl {
         }
     }
 
-    std::string default_name() const {
+    std::string default_name() {
         // The domid about to be assigned names the node: unique on this host; the host name
         // makes it unique across agents sharing an EPMD.
-        store_domid domid = next_domid;
-        while (domains.contains(domid)) {
-            ++domid;
-        }
-        std::string name = "n" + std::to_string(domid) + "-" + config.host_name + "@localhost";
-        while (slots.contains(name)) {
-            name = "n" + std::to_string(++domid) + "-" + config.host_name + "@localhost";
+        const store_domid domid = free_shell().value_or(next_free_domid());
+        const std::string suffix = "-" + config.host_name + "@localhost";
+        std::string name = "n" + std::to_string(domid) + suffix;
+        for (int again = 2; slots.contains(name); ++again) {
+            name = "n" + std::to_string(domid) + "_" + std::to_string(again) + suffix;
         }
         return name;
     }
@@ -445,6 +505,7 @@ struct host_agent::impl {
             }
             // EOF or error: the node is going; its pidfd tells when it is gone.
             ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
+            d.exiting = true;
             break;
         }
         for (;;) {
@@ -512,10 +573,20 @@ struct host_agent::impl {
                                 : WIFSIGNALED(status)
                                     ? "killed by signal " + std::to_string(WTERMSIG(status))
                                     : "exited with status " + std::to_string(WEXITSTATUS(status));
-        log("node " + d.slot_name + " (domid " + std::to_string(domid) + ", pid " +
-            std::to_string(d.os_pid) + ") " + how);
         unwatch_close(d.channel);
         unwatch_close(d.pidfd);
+        if (d.slot_name.empty()) {
+            if (!stopping) {
+                log("domain shell " + std::to_string(domid) + " (pid " + std::to_string(d.os_pid) +
+                    ") " + how + " unused");
+                next_shell_at = steady::now() + std::chrono::seconds(1);
+            }
+            remove_records(domid, "");
+            domains.erase(it);
+            return;
+        }
+        log("node " + d.slot_name + " (domid " + std::to_string(domid) + ", pid " +
+            std::to_string(d.os_pid) + ") " + how);
         for (const auto& waiter : d.waiters) {
             fail_waiter(waiter, "node exited before it was ready (" + how + ")");
         }
@@ -705,6 +776,12 @@ struct host_agent::impl {
                     }
                 }
             }
+            for (const auto& [domid, d] : domains) {
+                if (d.slot_name.empty() && !d.exiting) {
+                    text +=
+                        "shell " + std::to_string(domid) + " " + std::to_string(d.os_pid) + "\n";
+                }
+            }
             answer(it->fd, text + "end\n");
             it = listings.erase(it);
         }
@@ -778,12 +855,19 @@ struct host_agent::impl {
             int timeout_ms = listings.empty() ? -1 : 100;
             if (stopping) {
                 timeout_ms = 50;
+            } else if (shell_count() < config.shells) {
+                // Shells are made when the agent has been idle for a millisecond, so that
+                // making one does not delay a node that is starting.
+                timeout_ms = 1;
             }
             epoll_event events[64];
             const int n = ::epoll_wait(epoll, events, 64, timeout_ms);
             if (n < 0 && errno != EINTR) {
                 log("epoll_wait: " + last_error().message());
                 return 1;
+            }
+            if (n == 0) {
+                refill_shells();
             }
             for (int i = 0; i < n; ++i) {
                 dispatch(events[i].data.fd);

@@ -8,13 +8,15 @@
 
 namespace vdist::discovery {
 
-std::expected<node_config_message, std::error_code> agent_link::read_config(
-    int fd, std::chrono::milliseconds timeout) {
+std::expected<agent_to_node, std::error_code> agent_link::read_message(
+    int fd, std::optional<std::chrono::milliseconds> timeout) {
     // Exactly one frame is read: what follows (a `stop` sent while the node starts) stays in
-    // the socket for the link. SO_RCVTIMEO bounds each blocking read.
+    // the socket for the link. SO_RCVTIMEO bounds each blocking read (zero: no bound).
     timeval limit{};
-    limit.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-    limit.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    if (timeout) {
+        limit.tv_sec = static_cast<time_t>(timeout->count() / 1000);
+        limit.tv_usec = static_cast<suseconds_t>((timeout->count() % 1000) * 1000);
+    }
     if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) != 0) {
         return std::unexpected(std::error_code(errno, std::system_category()));
     }
@@ -60,14 +62,7 @@ std::expected<node_config_message, std::error_code> agent_link::read_config(
     if (!next) {
         return std::unexpected(next.error());
     }
-    auto message = agent_to_node_from(**next);
-    if (!message) {
-        return std::unexpected(message.error());
-    }
-    if (auto* config = std::get_if<node_config_message>(&*message)) {
-        return std::move(*config);
-    }
-    return std::unexpected(make_error_code(agent_errc::unknown_message));
+    return agent_to_node_from(**next);
 }
 
 agent_link::agent_link(int fd, runtime::node& host, runtime::distribution& dist)

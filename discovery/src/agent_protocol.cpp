@@ -120,6 +120,34 @@ term term_of(const node_config_message& c, dist::atom_table& atoms) {
                                   {key("wait"), atom_of(atoms, wait_name(c.wait))}})};
 }
 
+term term_of(const domain_message& d, dist::atom_table& atoms) {
+    auto key = [&](std::string_view k) { return term(atom_of(atoms, k)); };
+    return dist::tuple{atom_of(atoms, "domain"),
+                       dist::map({{key("domid"), static_cast<std::int64_t>(d.domid)},
+                                  {key("store"), bin(d.store)},
+                                  {key("run_dir"), bin(d.run_dir)}})};
+}
+
+bool valid_domid(std::optional<std::int64_t> domid) {
+    return domid && *domid > 0 && *domid <= 0x7fff;
+}
+
+std::expected<agent_to_node, std::error_code> domain_from(const term& body) {
+    const auto* m = body.get_if<dist::map>();
+    if (m == nullptr) {
+        return fail(agent_errc::bad_field);
+    }
+    dist::atom_table atoms(16);
+    const auto domid = int_field(*m, "domid", atoms);
+    auto store = string_field(*m, "store", atoms);
+    auto run_dir = string_field(*m, "run_dir", atoms);
+    if (!valid_domid(domid) || !store || !run_dir) {
+        return fail(agent_errc::bad_field);
+    }
+    return domain_message{static_cast<std::uint32_t>(*domid), std::move(*store),
+                          std::move(*run_dir)};
+}
+
 std::expected<agent_to_node, std::error_code> config_from(const term& body) {
     const auto* m = body.get_if<dist::map>();
     if (m == nullptr) {
@@ -138,8 +166,8 @@ std::expected<agent_to_node, std::error_code> config_from(const term& body) {
     auto ticktime = int_field(*m, "ticktime", atoms);
     auto wait = string_field(*m, "wait", atoms);
     if (!name_text || name_text->find('@') == std::string_view::npos || !cookie || !host ||
-        !store || !run_dir || !domid || *domid <= 0 || *domid > 0x7fff || !ticktime ||
-        *ticktime < 1000 || *ticktime > 3'600'000 || !wait) {
+        !store || !run_dir || !valid_domid(domid) || !ticktime || *ticktime < 1000 ||
+        *ticktime > 3'600'000 || !wait) {
         return fail(agent_errc::bad_field);
     }
     c.name = std::string(*name_text);
@@ -177,7 +205,8 @@ term to_term(const agent_to_node& message, dist::atom_table& atoms) {
     return std::visit(
         [&](const auto& m) -> term {
             using T = std::decay_t<decltype(m)>;
-            if constexpr (std::is_same_v<T, node_config_message>) {
+            if constexpr (std::is_same_v<T, node_config_message> ||
+                          std::is_same_v<T, domain_message>) {
                 return term_of(m, atoms);
             } else if constexpr (std::is_same_v<T, stats_request>) {
                 return dist::tuple{a("stats"), m.ref};
@@ -224,6 +253,9 @@ std::expected<agent_to_node, std::error_code> agent_to_node_from(const term& t) 
     }
     if (const auto* c = tagged(t, "config", 2)) {
         return config_from(c->elements[1]);
+    }
+    if (const auto* d = tagged(t, "domain", 2)) {
+        return domain_from(d->elements[1]);
     }
     if (const auto* s = tagged(t, "stats", 2)) {
         const auto* ref = s->elements[1].get_if<dist::reference>();

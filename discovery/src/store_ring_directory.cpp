@@ -76,8 +76,7 @@ std::vector<permission> store_ring_directory::inbox_permissions(store_domid owne
 bool store_ring_directory::offer(transport::domid_t peer, std::uint32_t port) {
     // One write: the entry inherits the inbox's permissions (inbox_permissions), so the peer
     // may read and remove it and its watch fires once, with the entry readable.
-    return client_.write(connect_inbox_path(peer) + "/" + offer_entry(self_, port), "")
-        .has_value();
+    return client_.write(connect_inbox_path(peer) + "/" + offer_entry(self_, port), "").has_value();
 }
 
 int store_ring_directory::native_handle() const {

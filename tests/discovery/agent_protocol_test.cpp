@@ -98,6 +98,31 @@ TEST(AgentProtocolTest, shouldRefuseConfigWhenAFieldIsMissingOrOutOfRange) {
     EXPECT_FALSE(agent_to_node_from(to_term(agent_to_node{zero_domid}, atoms)));
 }
 
+TEST(AgentProtocolTest, shouldRoundTripDomainMessageAndRefuseItWhenAFieldIsMissing) {
+    dist::atom_table atoms;
+    const domain_message sent{7, "/tmp/h/store.sock", "/tmp/h/run"};
+    auto bytes = frame(to_term(agent_to_node{sent}, atoms));
+    ASSERT_TRUE(bytes);
+    auto got = read_one(atoms, *bytes);
+    ASSERT_TRUE(got && *got);
+    auto message = agent_to_node_from(**got);
+    ASSERT_TRUE(message);
+    EXPECT_EQ(std::get<domain_message>(*message), sent);
+
+    auto term = to_term(agent_to_node{sent}, atoms);
+    const auto& entries =
+        std::get<dist::map>(std::get<dist::tuple>(term.value()).elements[1].value()).entries;
+    for (std::size_t drop = 0; drop < entries.size(); ++drop) {
+        auto broken = term;
+        auto& e =
+            std::get<dist::map>(std::get<dist::tuple>(broken.value()).elements[1].value()).entries;
+        e.erase(e.begin() + static_cast<std::ptrdiff_t>(drop));
+        EXPECT_EQ(agent_to_node_from(broken).error(), make_error_code(agent_errc::bad_field))
+            << "without entry " << drop;
+    }
+    EXPECT_FALSE(agent_to_node_from(to_term(agent_to_node{domain_message{0, "s", "r"}}, atoms)));
+}
+
 TEST(AgentProtocolTest, shouldRefuseUnknownMessagesWhenDecoding) {
     dist::atom_table atoms;
     const dist::term hello = dist::tuple{atoms.intern("hello").value(), 1};

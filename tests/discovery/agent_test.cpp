@@ -16,6 +16,7 @@
 #include "vdist/discovery/agent_protocol.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
+#include "vdist/test/agent_listing.hpp"
 #include "vdist/test/child_process.hpp"
 #include "vdist/test/erlang.hpp"
 #include "vdist/test/eventually.hpp"
@@ -120,11 +121,14 @@ class HostAgentTest : public ::testing::Test {
             const auto w = words_of(line);
             if (w.size() == 7 && w[0] == "node" && w[3] != "0") {
                 pids.push_back(static_cast<pid_t>(std::stol(w[3])));
+            } else if (w.size() == 3 && w[0] == "shell") {
+                pids.push_back(static_cast<pid_t>(std::stol(w[2])));  // shells go too
             }
         }
         return pids;
     }
 
+    /// Store keys but the root and what the domain shells kept ready own: what nodes left.
     std::vector<std::string> store_keys() {
         std::vector<std::string> keys;
         for (const auto& line : request("store")) {
@@ -132,7 +136,7 @@ class HostAgentTest : public ::testing::Test {
                 keys.push_back(line.substr(4));
             }
         }
-        return keys;
+        return test::without_shells(std::move(keys), test::shells_in(request("ls")));
     }
 
     bool has_key_under(const std::string& prefix) {

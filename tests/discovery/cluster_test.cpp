@@ -26,6 +26,7 @@
 #include "vdist/discovery/agent_control.hpp"
 #include "vdist/runtime/threaded_node.hpp"
 #include "vdist/runtime/traffic.hpp"
+#include "vdist/test/agent_listing.hpp"
 #include "vdist/test/child_process.hpp"
 #include "vdist/test/erlang.hpp"
 #include "vdist/test/eventually.hpp"
@@ -118,6 +119,7 @@ class host {
         }
         return out;
     }
+    /// Store paths but what the domain shells kept ready own.
     [[nodiscard]] std::vector<std::string> store_paths() const {
         std::vector<std::string> paths;
         if (auto answer = control_request(dir_, "store")) {
@@ -128,7 +130,9 @@ class host {
                 }
             }
         }
-        return paths;
+        const auto answer_ls = control_request(dir_, "ls");
+        return test::without_shells(
+            std::move(paths), test::shells_in(answer_ls ? *answer_ls : std::vector<std::string>{}));
     }
     [[nodiscard]] bool kill(const std::string& name, int signal) const {
         auto answer = control_request(dir_, "kill " + name + " " + std::to_string(signal));

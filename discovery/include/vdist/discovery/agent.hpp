@@ -94,6 +94,9 @@ struct agent_config {
     std::string cookie = "vdist";
     std::string wait = "block";  ///< node idle wait: busy | spin | block
     std::int64_t ticktime_ms = 60'000;
+    /// Domains kept ready without a node (shells: forked, store and inbox open), each taken
+    /// by the next spawn and replaced when the agent is idle. 0: every spawn forks.
+    std::size_t shells = 2;
     int max_restarts = 10;
     std::chrono::milliseconds restart_period = std::chrono::seconds(10);
     std::chrono::milliseconds ready_timeout = std::chrono::seconds(10);

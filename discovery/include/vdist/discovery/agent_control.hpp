@@ -8,6 +8,7 @@
 ///        → ok <name> <domid> <os-pid> <spawn-to-ready-us>   | error <why>
 ///   ls   → node <name> <domid> <os-pid> <generation> <state> <restart>   (one per slot)
 ///          conn <name> <peer> <tcp|ring> <msgs-in> <msgs-out> <bytes-in> <bytes-out>
+///          shell <domid> <os-pid>   (a domain kept ready for the next spawn, no node yet)
 ///          end
 ///   kill <name> <signal>        (signal 0: stop cleanly, not restarted)
 ///        → ok | error <why>

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -34,9 +35,10 @@ struct spawned_node {
 
 class agent_link {
   public:
-    /// Reads the config frame from `fd` (blocking, at most `timeout`); the channel stays open.
-    [[nodiscard]] static std::expected<node_config_message, std::error_code> read_config(
-        int fd, std::chrono::milliseconds timeout);
+    /// Reads one message from `fd` (blocking, at most `timeout`; nullopt: as long as it takes),
+    /// before the link exists: the domain, the config. The channel stays open.
+    [[nodiscard]] static std::expected<agent_to_node, std::error_code> read_message(
+        int fd, std::optional<std::chrono::milliseconds> timeout);
 
     /// Takes over `fd` (the first channel) for `host`, whose distribution is `dist`.
     agent_link(int fd, runtime::node& host, runtime::distribution& dist);

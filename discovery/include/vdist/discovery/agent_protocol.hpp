@@ -11,7 +11,10 @@
 ///
 /// ```
 ///   agent                                              node (vdist node --agent-fd 3)
-///     │ fork + exec, fd 3 = its end of the socketpair     │
+///     │ fork (+ exec), fd 3 = its end of the socketpair   │
+///     │── {domain, #{domid => Int, store => Bin,         ──>│ optional: a domain made ahead
+///     │      run_dir => Bin}}                               │ of its node (a shell): backend,
+///     │                                                     │ store, inbox watch; then waits
 ///     │── {config, #{name => Atom, cookie => Bin,        ──>│ host_backend::create, store,
 ///     │      domid => Int, host => Bin, store => Bin,       │ distribution::start, services
 ///     │      run_dir => Bin, ticktime => Int (ms),          │
@@ -73,6 +76,15 @@ struct node_config_message {
     node_wait wait = node_wait::block;
     friend bool operator==(const node_config_message&, const node_config_message&) = default;
 };
+/// agent → node, first when the toolstack creates the domain before it knows which node will
+/// run there (as LightVM's split toolstack prepares domain shells): what needs no name is
+/// done before the config comes, which must then name the same domid, store and run_dir.
+struct domain_message {
+    std::uint32_t domid = 0;
+    std::string store;
+    std::string run_dir;
+    friend bool operator==(const domain_message&, const domain_message&) = default;
+};
 /// node → agent: distribution is up; `echo` answers messages.
 struct ready_message {
     dist::pid echo;
@@ -112,8 +124,8 @@ struct spawn_failed_reply {
 /// agent → node.
 struct stop_message {};
 
-using agent_to_node = std::variant<node_config_message, stats_request, spawned_reply,
-                                   spawn_failed_reply, stop_message>;
+using agent_to_node = std::variant<node_config_message, domain_message, stats_request,
+                                   spawned_reply, spawn_failed_reply, stop_message>;
 using node_to_agent = std::variant<ready_message, stats_reply, spawn_request>;
 
 /// The term of a message (atoms interned in `atoms`).
