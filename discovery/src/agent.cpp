@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include "vdist/discovery/agent_protocol.hpp"
 #include "vdist/discovery/store_ring_directory.hpp"
 #include "vdist/dist/handshake.hpp"
+#include "zygote.hpp"
 
 namespace vdist::discovery {
 namespace {
@@ -31,10 +33,6 @@ using steady = std::chrono::steady_clock;
 
 std::error_code last_error() {
     return {errno, std::system_category()};
-}
-
-int pidfd_open(pid_t pid) {
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
 /// Who waits for a node to be ready.
@@ -82,7 +80,6 @@ struct domain {
     std::string slot_name;
     pid_t os_pid = -1;
     int channel = -1;
-    int pidfd = -1;
     std::unique_ptr<dist::atom_table> atoms = std::make_unique<dist::atom_table>(4096);
     std::unique_ptr<frame_reader> reader;
     steady::time_point started;
@@ -114,6 +111,11 @@ struct host_agent::impl {
     bool stopping = false;
     store_domid next_domid = 1;
     steady::time_point next_shell_at;
+    std::optional<zygote> forks;
+    std::deque<store_domid> forking;  // asked of the zygote, pid not yet answered
+    std::vector<zygote::event> zygote_exits;
+    std::vector<std::pair<store_domid, int>> failed_forks;  // domid, errno
+    bool zygote_lost = false;
     unsigned next_core = 0;
     std::uint32_t next_ref = 1;
     dist::atom_table atoms{4096};
@@ -143,6 +145,13 @@ struct host_agent::impl {
         if (fd >= 0) {
             ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);
             ::close(fd);
+        }
+    }
+
+    /// A signal to a domain's process, once the zygote said which it is.
+    static void signal_domain(const domain& d, int signal) {
+        if (d.os_pid > 0) {
+            ::kill(d.os_pid, signal);
         }
     }
 
@@ -241,6 +250,23 @@ struct host_agent::impl {
 
     // -- spawning -------------------------------------------------------------------------------
 
+    /// The domain process `pid` runs, for the store (SO_PEERCRED). A process forked a moment
+    /// ago may connect before the zygote's answer was read: then it is read now.
+    [[nodiscard]] std::optional<store_domid> domid_of(pid_t pid) {
+        const auto deadline = steady::now() + std::chrono::milliseconds(200);
+        for (;;) {
+            for (const auto& [domid, d] : domains) {
+                if (d.os_pid == pid) {
+                    return domid;
+                }
+            }
+            if (forking.empty() || steady::now() >= deadline) {
+                return std::nullopt;
+            }
+            take_zygote_events(std::chrono::milliseconds(50));
+        }
+    }
+
     /// A domain shell kept ready (the lowest domid), if any.
     [[nodiscard]] std::optional<store_domid> free_shell() const {
         for (const auto& [domid, d] : domains) {
@@ -297,8 +323,8 @@ struct host_agent::impl {
         return d.domid;
     }
 
-    /// A new domain, without a node yet (a shell): a process forked (and exec'd) with its first
-    /// channel, its records in the store, and the `domain` message sent.
+    /// A new domain, without a node yet (a shell): a process forked by the zygote (and exec'd)
+    /// with its first channel, its records in the store, and the `domain` message sent.
     std::expected<store_domid, std::string> create_domain() {
         const store_domid domid = next_free_domid();
         ++next_domid;
@@ -311,67 +337,24 @@ struct host_agent::impl {
         d.reader = std::make_unique<frame_reader>(*d.atoms);
         write_domain_records(domid);
 
-        const std::string program = config.node_program.string();
-        char arg0[] = "vdist";
-        char arg1[] = "node";
-        char arg2[] = "--agent-fd";
-        char arg3[] = "3";
-        char* argv[] = {arg0, arg1, arg2, arg3, nullptr};
-        const pid_t parent = ::getpid();
         const int cores = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
         const int core =
             config.pin
                 ? static_cast<int>(next_core++ % static_cast<unsigned>(cores > 0 ? cores : 1))
                 : -1;
-        std::fflush(nullptr);  // a forked node must not flush the agent's buffers again
-        const pid_t child = ::fork();
-        if (child < 0) {
-            const auto error = last_error();
-            ::close(pair[0]);
-            ::close(pair[1]);
-            remove_records(domid, "");
-            return std::unexpected("fork: " + error.message());
-        }
-        if (child == 0) {
-            // Only async-signal-safe calls until exec.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (::getppid() != parent) {
-                ::_exit(127);
-            }
-            if (pair[1] == 3) {
-                ::fcntl(3, F_SETFD, 0);
-            } else if (::dup2(pair[1], 3) != 3) {
-                ::_exit(127);
-            }
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            if (core >= 0) {
-                cpu_set_t set;
-                CPU_ZERO(&set);
-                CPU_SET(static_cast<unsigned>(core), &set);
-                ::sched_setaffinity(0, sizeof set, &set);
-            }
-            if (config.fork_node) {
-                ::close_range(4, ~0U, 0);
-                std::fflush(nullptr);
-                ::_exit(config.fork_node(3));
-            }
-            ::execv(program.c_str(), argv);
-            ::_exit(127);
-        }
+        const bool asked = forks && !forks->gone() && forks->request(pair[1], core);
         ::close(pair[1]);
-        d.os_pid = child;
+        if (!asked) {
+            ::close(pair[0]);
+            remove_records(domid, "");
+            return std::unexpected(std::string("the zygote is gone"));
+        }
+        // The pid comes with the zygote's answer (take_zygote_events), before the process can
+        // ask anything: it reads the `domain` message first.
         d.channel = pair[0];
         ::fcntl(d.channel, F_SETFL, ::fcntl(d.channel, F_GETFL) | O_NONBLOCK);
-        d.pidfd = pidfd_open(child);
-        if (d.pidfd < 0) {
-            log("pidfd_open: " + last_error().message());
-        }
         watch(d.channel);
-        if (d.pidfd >= 0) {
-            watch(d.pidfd);
-        }
+        forking.push_back(domid);
         auto [it, inserted] = domains.emplace(domid, std::move(d));
         send_frame(
             it->second,
@@ -383,7 +366,11 @@ struct host_agent::impl {
     /// Keeps `config.shells` domain shells ready, one per call, when the agent has nothing else
     /// to do. A shell that dies unused delays the next one by a second (no fork loop).
     void refill_shells() {
-        if (stopping || shell_count() >= config.shells || steady::now() < next_shell_at) {
+        const bool starting = std::ranges::any_of(domains, [](const auto& entry) {
+            return !entry.second.slot_name.empty() && !entry.second.ready_at;
+        });
+        if (stopping || starting || shell_count() >= config.shells ||
+            steady::now() < next_shell_at) {
             return;
         }
         if (auto created = create_domain(); !created) {
@@ -407,7 +394,7 @@ struct host_agent::impl {
             if (n <= 0) {
                 if (n < 0 && errno == EAGAIN) {
                     log("node " + d.slot_name + " does not read its first channel: killed");
-                    ::kill(d.os_pid, SIGKILL);
+                    signal_domain(d, SIGKILL);
                 }
                 return;
             }
@@ -512,7 +499,7 @@ struct host_agent::impl {
             auto next = d.reader->next();
             if (!next) {
                 log("node " + d.slot_name + ": " + next.error().message() + ": killed");
-                ::kill(d.os_pid, SIGKILL);
+                signal_domain(d, SIGKILL);
                 ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
                 return;
             }
@@ -522,7 +509,7 @@ struct host_agent::impl {
             auto message = node_to_agent_from(**next);
             if (!message) {
                 log("node " + d.slot_name + ": " + message.error().message() + ": killed");
-                ::kill(d.os_pid, SIGKILL);
+                signal_domain(d, SIGKILL);
                 ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
                 return;
             }
@@ -557,24 +544,70 @@ struct host_agent::impl {
 
     // -- death and restarts ---------------------------------------------------------------------
 
-    void domain_exited(store_domid domid) {
+    /// The zygote's events: pids of new domains (applied at once: the store identifies
+    /// connections by them), spawn failures and exits (queued for the loop, which may be
+    /// inside the store's poll now). Waits at most `wait` for the first.
+    void take_zygote_events(std::chrono::milliseconds wait) {
+        if (!forks) {
+            return;
+        }
+        while (auto e = forks->next_event(wait)) {
+            wait = std::chrono::milliseconds(0);
+            if (e->what == zygote::event::kind::exited) {
+                zygote_exits.push_back(*e);
+                continue;
+            }
+            if (forking.empty()) {
+                continue;
+            }
+            const store_domid domid = forking.front();
+            forking.pop_front();
+            if (e->what == zygote::event::kind::spawned) {
+                if (auto it = domains.find(domid); it != domains.end()) {
+                    it->second.os_pid = e->pid;
+                }
+            } else {
+                failed_forks.emplace_back(domid, e->value);
+            }
+        }
+        if (forks->gone() && !zygote_lost) {
+            zygote_lost = true;
+            log("the zygote died: its domains died with it");
+            for (const auto& [domid, d] : domains) {
+                failed_forks.emplace_back(domid, ECHILD);
+            }
+        }
+    }
+
+    void handle_zygote_exits() {
+        for (const auto& [domid, error] : std::exchange(failed_forks, {})) {
+            domain_exited(
+                domid,
+                error == ECHILD ? "vanished" : "not forked: " + std::string(::strerror(error)),
+                false);
+        }
+        for (const auto& e : std::exchange(zygote_exits, {})) {
+            for (const auto& [domid, d] : domains) {
+                if (d.os_pid == e.pid) {
+                    const int status = e.value;
+                    domain_exited(domid,
+                                  WIFSIGNALED(status)
+                                      ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                      : "exited with status " + std::to_string(WEXITSTATUS(status)),
+                                  WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                    break;
+                }
+            }
+        }
+    }
+
+    void domain_exited(store_domid domid, const std::string& how, bool normal) {
         auto it = domains.find(domid);
         if (it == domains.end()) {
             return;
         }
         domain& d = it->second;
-        int status = 0;
-        const pid_t reaped = ::waitpid(d.os_pid, &status, WNOHANG);
-        if (reaped == 0) {
-            return;  // not yet (a spurious wake-up)
-        }
-        const bool normal = reaped == d.os_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-        const std::string how = reaped != d.os_pid ? "vanished"
-                                : WIFSIGNALED(status)
-                                    ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                    : "exited with status " + std::to_string(WEXITSTATUS(status));
         unwatch_close(d.channel);
-        unwatch_close(d.pidfd);
         if (d.slot_name.empty()) {
             if (!stopping) {
                 log("domain shell " + std::to_string(domid) + " (pid " + std::to_string(d.os_pid) +
@@ -727,7 +760,7 @@ struct host_agent::impl {
             s->second.state = slot_state::stopping;
             send_frame(d, to_term(agent_to_node{stop_message{}}, atoms));
         } else {
-            ::kill(d.os_pid, signal);
+            signal_domain(d, signal);
         }
         answer(fd, "ok\n");
     }
@@ -847,7 +880,7 @@ struct host_agent::impl {
                 if (steady::now() >= *stop_deadline) {
                     for (auto& [domid, d] : domains) {
                         log("node " + d.slot_name + " did not stop: SIGKILL");
-                        ::kill(d.os_pid, SIGKILL);
+                        signal_domain(d, SIGKILL);
                     }
                     stop_deadline = steady::now() + std::chrono::seconds(5);
                 }
@@ -856,9 +889,9 @@ struct host_agent::impl {
             if (stopping) {
                 timeout_ms = 50;
             } else if (shell_count() < config.shells) {
-                // Shells are made when the agent has been idle for a millisecond, so that
-                // making one does not delay a node that is starting.
-                timeout_ms = 1;
+                // Shells are made when the agent has been idle for two milliseconds and no node
+                // is starting: on two cores, a shell's start competes with a node's for CPU.
+                timeout_ms = 2;
             }
             epoll_event events[64];
             const int n = ::epoll_wait(epoll, events, 64, timeout_ms);
@@ -872,6 +905,7 @@ struct host_agent::impl {
             for (int i = 0; i < n; ++i) {
                 dispatch(events[i].data.fd);
             }
+            handle_zygote_exits();
             finish_listings(true);
         }
         return 0;
@@ -894,6 +928,13 @@ struct host_agent::impl {
             store->poll();
             return;
         }
+        if (forks && fd == forks->native_handle()) {
+            take_zygote_events(std::chrono::milliseconds(0));
+            if (forks->gone()) {
+                ::epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nullptr);
+            }
+            return;
+        }
         if (control_clients.contains(fd)) {
             control_ready(fd);
             return;
@@ -901,10 +942,6 @@ struct host_agent::impl {
         for (auto& [domid, d] : domains) {
             if (fd == d.channel) {
                 channel_ready(d);
-                return;
-            }
-            if (fd == d.pidfd) {
-                domain_exited(domid);
                 return;
             }
         }
@@ -964,14 +1001,11 @@ host_agent::host_agent(std::unique_ptr<impl> self) : self_(std::move(self)) {}
 host_agent::~host_agent() {
     if (self_) {
         for (auto& [domid, d] : self_->domains) {
-            ::kill(d.os_pid, SIGKILL);
-            ::waitpid(d.os_pid, nullptr, 0);
+            impl::signal_domain(d, SIGKILL);
             ::close(d.channel);
-            if (d.pidfd >= 0) {
-                ::close(d.pidfd);
-            }
         }
         self_->domains.clear();
+        self_->forks.reset();  // the zygote exits (and reaps) once its socket closes
         self_->shutdown();
     }
 }
@@ -995,17 +1029,16 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
     self->run_dir = self->config.dir / "run";
     self->control_path = self->config.dir / "agent.sock";
     self->self_atom = self->atoms.intern("agent@" + self->config.host_name).value_or(dist::atom{});
+    // The zygote first, before the agent holds any socket of its own.
+    auto forks = zygote::start(self->config.fork_node, self->config.node_program);
+    if (!forks) {
+        return std::unexpected(forks.error());
+    }
+    self->forks.emplace(std::move(*forks));
     impl* raw = self.get();
     if (!store) {
         auto served = serve_host_store(self->config.dir / "store.sock",
-                                       [raw](pid_t pid) -> std::optional<store_domid> {
-                                           for (const auto& [domid, d] : raw->domains) {
-                                               if (d.os_pid == pid) {
-                                                   return domid;
-                                               }
-                                           }
-                                           return std::nullopt;
-                                       });
+                                       [raw](pid_t pid) { return raw->domid_of(pid); });
         if (!served) {
             return std::unexpected(served.error());
         }
@@ -1028,6 +1061,7 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
         return std::unexpected(last_error());
     }
     self->watch(self->control);
+    self->watch(self->forks->native_handle());
     if (self->store->native_handle() >= 0) {
         self->watch(self->store->native_handle());
     }

@@ -1,7 +1,10 @@
 #include "vdist/discovery/store_ring_directory.hpp"
 
+#include <poll.h>
+
 #include <charconv>
 #include <limits>
+#include <utility>
 
 #include "vdist/discovery/keys.hpp"
 
@@ -37,6 +40,18 @@ std::expected<std::unique_ptr<store_ring_directory>, std::error_code> store_ring
     if (auto watched = directory->client_.watch(directory->inbox_, inbox_token); !watched) {
         return std::unexpected(watched.error());
     }
+    // The store fires a watch once when it is set: taken here, so that the node's loop does
+    // not spend a listing on it later (a domain made ahead of its node opens this long before
+    // anyone offers). Offers already there are listed at the first take_offers().
+    pollfd readable{directory->client_.fileno(), POLLIN, 0};
+    for (int waited = 0; waited < 100 && ::poll(&readable, 1, 10) >= 0; ++waited) {
+        if (auto event = directory->client_.next_event();
+            event && event->path == directory->inbox_) {
+            break;
+        }
+    }
+    auto entries = directory->client_.directory(directory->inbox_);
+    directory->list_next_ = !entries || !entries->empty();
     return directory;
 }
 
@@ -84,29 +99,35 @@ int store_ring_directory::native_handle() const {
 }
 
 std::vector<runtime::ring_offer> store_ring_directory::take_offers() {
-    while (client_.next_event()) {
-        // Events only say "look again"; the inbox listing is the truth.
+    // An event for an entry taken already is its removal by its offerer: nothing to list. Any
+    // other (a new entry, the inbox itself on registration) means: list the inbox.
+    bool list = std::exchange(list_next_, false);
+    while (auto event = client_.next_event()) {
+        const std::string_view path = event->path;
+        if (path.size() > inbox_.size() && path.starts_with(inbox_) && path[inbox_.size()] == '/' &&
+            taken_.erase(std::string(path.substr(inbox_.size() + 1))) > 0) {
+            continue;
+        }
+        list = true;
     }
     std::vector<runtime::ring_offer> offers;
+    if (!list) {
+        return offers;
+    }
     auto entries = client_.directory(inbox_);
     if (!entries) {
         return offers;  // no inbox (yet): nothing offered
     }
-    std::set<std::string> still_there;
     for (const auto& entry : *entries) {
-        if (taken_.contains(entry)) {
-            still_there.insert(entry);
+        if (!taken_.insert(entry).second) {
             continue;
         }
-        const auto offer = parse_offer_entry(entry);
-        if (offer) {
+        if (const auto offer = parse_offer_entry(entry)) {
             offers.push_back(*offer);
-        }
-        if (!client_.rm(inbox_ + "/" + entry)) {
-            still_there.insert(entry);
+        } else {
+            (void)client_.rm(inbox_ + "/" + entry);  // junk: nobody withdraws it
         }
     }
-    taken_ = std::move(still_there);
     return offers;
 }
 

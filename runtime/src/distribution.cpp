@@ -203,6 +203,9 @@ struct distribution::state {
     };
     std::vector<pending_offer> offers;  // offered to us, not attached yet
     bool offer_retry_scheduled = false;
+    /// Until the next attach attempt: short at first (the offerer answers within microseconds
+    /// when it is not busy), doubling up to a millisecond for an offerer that is.
+    std::chrono::microseconds offer_retry_delay{20};
     std::uint32_t next_ring_port = 1;
     std::uint64_t poller = 0;
     atom badarg, link, monitor;
@@ -291,6 +294,7 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
         }
         s.poller = host.add_poller([raw] { return raw->poll_rings(); },
                                    [raw] { return raw->arm_rings(); });
+        self->offers_ready();  // offers made before this node started
     }
     self->log("distribution: " + std::string(host.name().text()) + " listening on port " +
               std::to_string(self->listen_port_) + " (creation " + std::to_string(host.creation()) +
@@ -513,7 +517,8 @@ bool distribution::ring_attached(connection& c) {
         return false;
     }
     c.ring_attaching = false;
-    withdraw_offer(c);
+    // The offer is withdrawn once the connection is up (connection_up), off the handshake's
+    // path: the peer does not take an offer twice.
     queue_bytes(c, c.handshake->take_output());
     return true;
 }
@@ -580,9 +585,13 @@ void distribution::attach_pending_offers() {
         c.handshake.emplace(dist::handshake::accept(handshake_config()));
     }
     s.offers.insert(s.offers.end(), later.begin(), later.end());
-    if (!s.offers.empty() && !s.offer_retry_scheduled) {
+    if (s.offers.empty()) {
+        s.offer_retry_delay = std::chrono::microseconds(20);
+    } else if (!s.offer_retry_scheduled) {
         s.offer_retry_scheduled = true;
-        host_->call_after(std::chrono::microseconds(200), [this] {
+        const auto delay = s.offer_retry_delay;
+        s.offer_retry_delay = std::min(2 * delay, std::chrono::microseconds(1000));
+        host_->call_after(delay, [this] {
             state_->offer_retry_scheduled = false;
             attach_pending_offers();
         });
@@ -837,6 +846,7 @@ void distribution::connection_up(connection& c) {
     c.flags = result.flags;
     c.peer_hidden = result.peer_hidden();
     c.up = true;
+    withdraw_offer(c);
     c.reader.emplace(c.flags, host_->atoms(), config_.limits);
     c.writer.emplace(c.flags);
     if (c.setup_timer != 0) {

@@ -1036,7 +1036,6 @@ void node::idle_wait() {
         }
         poll_fds(timeout_ms);
     };
-    const auto wait = until_timer();
     switch (config_.idle.mode) {
         case transport::wait_mode::busy_poll:
             poll_sources(0);
@@ -1050,6 +1049,9 @@ void node::idle_wait() {
                     if (run_pollers() || !run_queue_.empty() || !starting_.empty()) {
                         return;
                     }
+                    if (const auto due = until_timer(); due && *due == clock::duration::zero()) {
+                        return;  // a timer (maybe set by a callback just now) is due
+                    }
                     // On a shared core the peer we wait for may need this CPU: spinning out
                     // the whole window would cost it (dist_bench: 16 B round trip between two
                     // nodes on one vCPU 132 us -> 33 us; on separate vCPUs 20 -> 22 us).
@@ -1059,6 +1061,8 @@ void node::idle_wait() {
             // Block until a source is readable or the next timer is due; without either,
             // wake up at the wait policy's recheck period (stop() may have been called by a
             // source callback on another path).
+            // The next timer is read now: a callback run while spinning may have set one.
+            const auto wait = until_timer();
             const auto cap = config_.idle.recheck == transport::forever
                                  ? clock::duration(milliseconds(100))
                                  : config_.idle.recheck;

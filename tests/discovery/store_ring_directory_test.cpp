@@ -85,9 +85,15 @@ TEST_F(StoreRingDirectoryTest, shouldDeliverOfferOnceWhenPeerOffers) {
     EXPECT_EQ(offers[0].from, 1);
     EXPECT_EQ(offers[0].port, 7U);
     EXPECT_TRUE(two->take_offers().empty());
+    // Taken, the entry stays until its offerer withdraws it (once its connection is up); the
+    // removal's watch event is recognised, and lists nothing new.
+    EXPECT_EQ(store.with_server([](store_server& s) { return s.directory(connect_inbox_path(2)); }),
+              std::vector<std::string>{"1-7"});
+    one->withdraw(2, 7);
     EXPECT_EQ(store.with_server([](store_server& s) { return s.directory(connect_inbox_path(2)); }),
               std::vector<std::string>{});
-    one->withdraw(2, 7);  // taken already: harmless
+    EXPECT_TRUE(readable_within(two->native_handle(), 1s));
+    EXPECT_TRUE(two->take_offers().empty());
 }
 
 TEST_F(StoreRingDirectoryTest, shouldOfferBothWaysWhenBothSidesConnectAtOnce) {
@@ -121,7 +127,8 @@ TEST_F(StoreRingDirectoryTest, shouldDropJunkWhenInboxHoldsMalformedEntries) {
     ASSERT_EQ(offers.size(), 1U);
     EXPECT_EQ(offers[0].port, 5U);
     EXPECT_EQ(store.with_server([](store_server& s) { return s.directory(connect_inbox_path(2)); }),
-              std::vector<std::string>{});
+              std::vector<std::string>{"1-5"})
+        << "junk stays";
 }
 
 TEST_F(StoreRingDirectoryTest, shouldRefuseOfferWhenPeerHasNoInbox) {

@@ -620,6 +620,42 @@ TEST_P(NodeLoopTest, shouldFireTimersAndWatchedFdsAndReturnWhenStopped) {
     ::close(pipe_fds[1]);
 }
 
+// A timer set by a callback that ran while the loop was about to sleep (in spin_then_block,
+// during the spin) must bound that sleep: before, the loop slept until the wait policy's
+// recheck (50 ms by default; here 30 s) with the timer long due.
+TEST_P(NodeLoopTest, shouldFireTimerSetByAnFdCallbackWithoutWaitingForTheRecheck) {
+    // A long spin, so that the callback runs inside it (spin_then_block).
+    node n(node_config{.name = "loop@localhost",
+                       .idle = {.mode = GetParam(),
+                                .spin = std::chrono::seconds(1),
+                                .recheck = std::chrono::seconds(30)}});
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    bool fired = false;
+    n.watch_fd(pipe_fds[0], [&] {
+        char byte = 0;
+        (void)::read(pipe_fds[0], &byte, 1);
+        (void)n.call_after(std::chrono::microseconds(200), [&] {
+            fired = true;
+            n.stop();
+        });
+    });
+    (void)n.call_after(std::chrono::seconds(20), [&n] { n.stop(); });  // the test's own limit
+    std::thread writer([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        (void)::write(pipe_fds[1], "x", 1);
+    });
+    const auto started = std::chrono::steady_clock::now();
+    n.run();
+    writer.join();
+    EXPECT_TRUE(fired);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10))
+        << "the loop slept past a due timer until its recheck";
+    n.unwatch_fd(pipe_fds[0]);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+}
+
 INSTANTIATE_TEST_SUITE_P(WaitModes, NodeLoopTest,
                          ::testing::Values(transport::wait_mode::busy_poll,
                                            transport::wait_mode::spin_then_block,

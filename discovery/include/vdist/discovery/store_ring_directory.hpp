@@ -6,9 +6,12 @@
 /// - offer(peer, port) writes `/local/domain/<peer>/data/vdist/connect/<self>-<port>` (empty
 ///   value) into the peer's inbox, which the toolstack creates with inbox_permissions(): one
 ///   write, no transaction (the entry inherits the inbox's list, see there);
-/// - this node watches its own inbox; take_offers() lists it, returns each well-formed entry
-///   once (in the store's directory order) and removes what it took (and junk);
-/// - withdraw(peer, port) removes the offer it wrote, if still there.
+/// - this node watches its own inbox; take_offers() lists it when a watch event says something
+///   new may be there, returns each well-formed entry once (in the store's directory order)
+///   and removes junk; a taken entry stays until its offerer withdraws it (one round trip less
+///   on the way to a ring; the removal's event is recognised and lists nothing);
+/// - withdraw(peer, port) removes the offer it wrote, if still there (the runtime does so once
+///   the connection is up, or when it gives the offer up).
 ///
 /// Single-threaded: one node's loop owns it.
 
@@ -53,8 +56,10 @@ class store_ring_directory final : public runtime::ring_directory {
     store_client client_;
     transport::domid_t self_;
     std::string inbox_;
-    /// Entries taken but not removable (so they are not returned twice).
+    /// Entries taken and not yet withdrawn (so they are not returned twice).
     std::set<std::string> taken_;
+    /// List the inbox at the next take_offers(), events or not (offers made before it opened).
+    bool list_next_ = false;
 };
 
 }  // namespace vdist::discovery

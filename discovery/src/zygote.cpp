@@ -1,0 +1,225 @@
+#include "zygote.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace vdist::discovery {
+namespace {
+
+/// A request: the core to pin to (-1: none), with the channel as SCM_RIGHTS.
+struct request_body {
+    std::int32_t core = -1;
+};
+
+/// In the new domain process: the channel as fd 3, nothing else inherited, then the node.
+[[noreturn]] void become_domain(int channel, int core, pid_t parent, const zygote::node_main& run,
+                                const std::string& program) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        ::_exit(127);  // the zygote died before the prctl
+    }
+    if (channel == 3) {
+        ::fcntl(3, F_SETFD, 0);
+    } else if (::dup2(channel, 3) != 3) {
+        ::_exit(127);
+    }
+    ::close_range(4, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (core >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<unsigned>(core), &set);
+        ::sched_setaffinity(0, sizeof set, &set);
+    }
+    if (run) {
+        const int status = run(3);
+        std::fflush(nullptr);
+        ::_exit(status);
+    }
+    char arg0[] = "vdist";
+    char arg1[] = "node";
+    char arg2[] = "--agent-fd";
+    char arg3[] = "3";
+    char* argv[] = {arg0, arg1, arg2, arg3, nullptr};
+    ::execv(program.c_str(), argv);
+    ::_exit(127);
+}
+
+/// What goes to the agent: zygote::event's fields.
+struct wire_event {
+    std::int32_t what = 0;
+    std::int32_t pid = -1;
+    std::int32_t value = 0;
+};
+
+void tell(int socket, zygote::event::kind what, pid_t pid, int value) {
+    const wire_event e{static_cast<std::int32_t>(what), pid, value};
+    while (::send(socket, &e, sizeof e, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+    }
+}
+
+/// One request: a domain process for the channel it carries.
+void fork_domain(int socket, const zygote::node_main& run, const std::string& program) {
+    request_body body;
+    iovec data{&body, sizeof body};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    const auto n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) {
+        return;
+    }
+    if (n <= 0) {
+        ::_exit(0);  // the agent is gone or done; the domains go with this process
+    }
+    const cmsghdr* header = CMSG_FIRSTHDR(&message);
+    if (n != sizeof body || header == nullptr || header->cmsg_type != SCM_RIGHTS) {
+        tell(socket, zygote::event::kind::spawn_failed, -1, EINVAL);
+        return;
+    }
+    int channel = -1;
+    std::memcpy(&channel, CMSG_DATA(header), sizeof channel);
+    const pid_t zygote_pid = ::getpid();
+    std::fflush(nullptr);  // a domain must not flush the zygote's buffers again
+    const pid_t child = ::fork();
+    if (child == 0) {
+        become_domain(channel, body.core, zygote_pid, run, program);
+    }
+    const int error = errno;
+    ::close(channel);
+    if (child < 0) {
+        tell(socket, zygote::event::kind::spawn_failed, -1, error);
+    } else {
+        tell(socket, zygote::event::kind::spawned, child, 0);
+    }
+}
+
+/// The zygote's loop: a fork per request, an exit report per reaped domain, until the agent
+/// closes the socket.
+[[noreturn]] void serve(int socket, const zygote::node_main& run, const std::string& program) {
+    sigset_t child_signal;
+    sigemptyset(&child_signal);
+    sigaddset(&child_signal, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &child_signal, nullptr);
+    const int reaped = ::signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (reaped < 0) {
+        ::_exit(1);
+    }
+    for (;;) {
+        pollfd fds[2] = {{socket, POLLIN, 0}, {reaped, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            continue;  // EINTR
+        }
+        if ((fds[1].revents & POLLIN) != 0) {
+            signalfd_siginfo info{};
+            while (::read(reaped, &info, sizeof info) == sizeof info) {
+            }
+            int status = 0;
+            for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+                tell(socket, zygote::event::kind::exited, pid, status);
+            }
+        }
+        if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+            fork_domain(socket, run, program);
+        }
+    }
+}
+
+}  // namespace
+
+std::expected<zygote, std::error_code> zygote::start(node_main run, std::filesystem::path program) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        return std::unexpected(std::error_code(errno, std::system_category()));
+    }
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const std::error_code error(errno, std::system_category());
+        ::close(pair[0]);
+        ::close(pair[1]);
+        return std::unexpected(error);
+    }
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // Only fds 0-2 and the socket: domains must not inherit the agent's.
+        const int socket = pair[1];
+        ::close_range(3, static_cast<unsigned>(socket) - 1, 0);
+        ::close_range(static_cast<unsigned>(socket) + 1, ~0U, 0);
+        serve(socket, run, program.string());
+    }
+    ::close(pair[1]);
+    return zygote(pair[0], pid);
+}
+
+zygote::zygote(zygote&& other) noexcept
+    : socket_(std::exchange(other.socket_, -1)), pid_(std::exchange(other.pid_, -1)) {}
+
+zygote::~zygote() {
+    if (socket_ >= 0) {
+        ::close(socket_);
+    }
+    if (pid_ > 0) {
+        ::waitpid(pid_, nullptr, 0);
+    }
+}
+
+bool zygote::request(int channel, int core) {
+    request_body body{static_cast<std::int32_t>(core)};
+    iovec data{&body, sizeof body};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &channel, sizeof channel);
+    for (;;) {
+        const auto n = ::sendmsg(socket_, &message, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        return n == sizeof body;
+    }
+}
+
+std::optional<zygote::event> zygote::next_event(std::chrono::milliseconds wait) {
+    pollfd fd{socket_, POLLIN, 0};
+    if (gone_ || ::poll(&fd, 1, static_cast<int>(wait.count())) <= 0) {
+        return std::nullopt;
+    }
+    wire_event e;
+    const auto n = ::recv(socket_, &e, sizeof e, MSG_DONTWAIT);
+    if (n != sizeof e) {
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            gone_ = true;
+        }
+        return std::nullopt;
+    }
+    return event{static_cast<event::kind>(e.what), static_cast<pid_t>(e.pid), e.value};
+}
+
+}  // namespace vdist::discovery
