@@ -106,6 +106,7 @@ int run_agent_node(int fd) {
     // for the others and for erl.
     runtime::distribution_config dist_config{
         .cookie = config->cookie,
+        .epmd_in_background = true,  // ready at once; peers here come over rings
         .net_ticktime = std::chrono::milliseconds(config->ticktime_ms),
         .log = log,
     };

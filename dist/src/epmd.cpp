@@ -588,27 +588,51 @@ epmd_result<std::vector<std::pair<std::string, std::uint16_t>>> decode_names_res
 epmd_result<epmd_registration> epmd_registration::register_node(
     std::string_view alive, std::uint16_t listen_port, bool hidden,
     std::chrono::milliseconds timeout, std::uint16_t epmd_port, std::string_view epmd_host) {
+    const auto deadline = deadline_after(timeout);
+    auto registration = begin(alive, listen_port, hidden, timeout, epmd_port, epmd_host);
+    if (!registration) {
+        return registration;
+    }
+    if (auto answered = registration->finish(left_until(deadline)); !answered) {
+        return std::unexpected(answered.error());
+    }
+    return registration;
+}
+
+epmd_result<epmd_registration> epmd_registration::begin(std::string_view alive,
+                                                        std::uint16_t listen_port, bool hidden,
+                                                        std::chrono::milliseconds timeout,
+                                                        std::uint16_t epmd_port,
+                                                        std::string_view epmd_host) {
     if (!is_valid_epmd_alive(alive) || listen_port == 0) {
         return fail(epmd_errc::invalid_argument);
     }
-    const auto deadline = deadline_after(timeout);
     epmd_node_info node;
     node.name = std::string(alive);
     node.port = listen_port;
     node.hidden = hidden;
-    auto socket = open_request(epmd_host, epmd_port, encode_alive2_request(node), deadline);
+    auto socket =
+        open_request(epmd_host, epmd_port, encode_alive2_request(node), deadline_after(timeout));
     if (!socket) {
         return std::unexpected(socket.error());
     }
-    auto creation = receive_reply(socket->get(), deadline, decode_alive2_response);
+    return epmd_registration(socket->release(), 0);
+}
+
+epmd_result<void> epmd_registration::finish(std::chrono::milliseconds timeout) {
+    auto creation = receive_reply(socket_, deadline_after(timeout), decode_alive2_response);
     if (!creation) {
         return std::unexpected(creation.error());
     }
-    return epmd_registration(socket->release(), *creation);
+    creation_ = *creation;
+    answered_ = true;
+    return {};
 }
 
 epmd_registration::epmd_registration(epmd_registration&& other) noexcept
-    : socket_(std::exchange(other.socket_, -1)), creation_(other.creation_) {}
+    : socket_(std::exchange(other.socket_, -1)),
+      creation_(other.creation_),
+      answered_(other.answered_) {}
 
 epmd_registration& epmd_registration::operator=(epmd_registration&& other) noexcept {
     if (this != &other) {
@@ -617,6 +641,7 @@ epmd_registration& epmd_registration::operator=(epmd_registration&& other) noexc
         }
         socket_ = std::exchange(other.socket_, -1);
         creation_ = other.creation_;
+        answered_ = other.answered_;
     }
     return *this;
 }

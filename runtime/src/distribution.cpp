@@ -257,12 +257,20 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
     ::getsockname(s.listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
     self->listen_port_ = ntohs(address.sin_port);
 
+    // OTP avoids creations 0-3 for dynamic ones (net_kernel:wrap_creation/1).
+    const auto own_creation = [&] {
+        return 4 + static_cast<std::uint32_t>(s.random() % 0xfffffff0u);
+    };
+    const bool background = self->config_.epmd_in_background;
     if (self->config_.use_epmd) {
         const auto timeout = self->config_.epmd_timeout;
         const auto register_node = [&] {
-            return dist::epmd_registration::register_node(parts->first, self->listen_port_,
-                                                          self->config_.hidden, timeout,
-                                                          self->config_.epmd_port);
+            return background ? dist::epmd_registration::begin(parts->first, self->listen_port_,
+                                                               self->config_.hidden, timeout,
+                                                               self->config_.epmd_port)
+                              : dist::epmd_registration::register_node(
+                                    parts->first, self->listen_port_, self->config_.hidden, timeout,
+                                    self->config_.epmd_port);
         };
         // Registering is the probe: EPMD is started (as erl does) only when nobody listens,
         // so a node on a host whose EPMD runs pays one round trip, not two connections.
@@ -277,16 +285,18 @@ std::expected<std::unique_ptr<distribution>, std::error_code> distribution::star
         if (!registered) {
             return std::unexpected(registered.error());
         }
-        host.set_creation(registered->creation());
+        host.set_creation(background ? own_creation() : registered->creation());
         s.registration.emplace(std::move(*registered));
     } else if (host.creation() == 0) {
-        // OTP avoids creations 0-3 for dynamic ones (net_kernel:wrap_creation/1).
-        host.set_creation(4 + static_cast<std::uint32_t>(s.random() % 0xfffffff0u));
+        host.set_creation(own_creation());
     }
 
     host.set_router(self.get());
     distribution* raw = self.get();
     host.watch_fd(s.listen_fd, [raw] { raw->accept_ready(); });
+    if (s.registration && !s.registration->answered()) {
+        host.watch_fd(s.registration->native_handle(), [raw] { raw->epmd_answered(); });
+    }
     if (self->config_.ring_backend && self->config_.directory != nullptr) {
         s.next_ring_port = 1 + static_cast<std::uint32_t>(s.random() % 1000000u);
         if (const int offers = self->config_.directory->native_handle(); offers >= 0) {
@@ -322,6 +332,16 @@ distribution::~distribution() {
         ::close(s.listen_fd);
     }
     host_->set_router(nullptr);
+}
+
+// EPMD's answer to a registration sent in the background (epmd_in_background).
+void distribution::epmd_answered() {
+    auto& registration = *state_->registration;
+    host_->unwatch_fd(registration.native_handle());
+    if (auto answered = registration.finish(std::chrono::milliseconds(0)); !answered) {
+        log("distribution: EPMD did not register " + std::string(host_->name().text()) + ": " +
+            answered.error().message() + "; not reachable over TCP");
+    }
 }
 
 void distribution::log(const std::string& line) const {

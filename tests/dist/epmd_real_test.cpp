@@ -178,6 +178,29 @@ TEST_F(EpmdRealTest, shouldFailWithDuplicateNameWhenTheNameIsTaken) {
     EXPECT_EQ(second.error(), epmd_errc::duplicate_name);
 }
 
+TEST_F(EpmdRealTest, shouldRegisterInTwoHalvesAndRefuseATakenNameAtTheSecond) {
+    start_private_epmd();
+    auto first =
+        epmd_registration::begin("vdist_a", 12345, false, request_timeout, port_, localhost);
+    ASSERT_TRUE(first) << first.error().message();
+    EXPECT_FALSE(first->answered());
+    ASSERT_TRUE(first->finish(request_timeout));
+    EXPECT_TRUE(first->answered());
+    EXPECT_NE(first->creation(), 0u);
+    const auto found = epmd_port_please(localhost, "vdist_a", request_timeout, port_);
+    ASSERT_TRUE(found) << found.error().message();
+    EXPECT_EQ(found->port, 12345);
+
+    // The name is taken: sending succeeds, EPMD's answer refuses.
+    auto second =
+        epmd_registration::begin("vdist_a", 23456, false, request_timeout, port_, localhost);
+    ASSERT_TRUE(second) << second.error().message();
+    const auto refused = second->finish(request_timeout);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), epmd_errc::duplicate_name);
+    EXPECT_FALSE(second->answered());
+}
+
 TEST_F(EpmdRealTest, shouldUnregisterWhenTheRegistrationIsClosed) {
     start_private_epmd();
     {

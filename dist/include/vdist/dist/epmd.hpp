@@ -164,6 +164,17 @@ class epmd_registration {
         std::chrono::milliseconds timeout, std::uint16_t epmd_port = epmd_port_from_environment(),
         std::string_view epmd_host = "127.0.0.1");
 
+    /// register_node in two halves, for a caller with an event loop: begin() connects and
+    /// sends ALIVE2 (bounded by `timeout`) without waiting for the answer; finish() reads it
+    /// (waiting at most `timeout`) once native_handle() is readable, and sets creation().
+    [[nodiscard]] static epmd_result<epmd_registration> begin(
+        std::string_view alive, std::uint16_t listen_port, bool hidden,
+        std::chrono::milliseconds timeout, std::uint16_t epmd_port = epmd_port_from_environment(),
+        std::string_view epmd_host = "127.0.0.1");
+    [[nodiscard]] epmd_result<void> finish(std::chrono::milliseconds timeout);
+    /// EPMD answered (finish() succeeded): the name is registered.
+    [[nodiscard]] bool answered() const noexcept { return answered_; }
+
     epmd_registration(epmd_registration&& other) noexcept;
     epmd_registration& operator=(epmd_registration&& other) noexcept;
     epmd_registration(const epmd_registration&) = delete;
@@ -180,10 +191,11 @@ class epmd_registration {
 
   private:
     epmd_registration(int socket, std::uint32_t creation) noexcept
-        : socket_(socket), creation_(creation) {}
+        : socket_(socket), creation_(creation), answered_(creation != 0) {}
 
     int socket_ = -1;
     std::uint32_t creation_ = 0;
+    bool answered_ = false;
 };
 
 /// PORT_PLEASE2 to the EPMD on `host`: where the node `alive` listens, and the versions it

@@ -78,6 +78,11 @@ struct distribution_config {
     bool use_epmd = true;
     /// Start `epmd -daemon` when none answers, as erl does.
     bool start_epmd = true;
+    /// Register with EPMD without waiting for its answer: the node picks its own creation (as
+    /// without EPMD) and is up at once; the answer is read on the loop, and a refusal (the
+    /// name taken) is logged: the node is then not reachable over TCP. For nodes that start
+    /// often and reach their peers over rings (a host agent's).
+    bool epmd_in_background = false;
     /// EPMD's port (ERL_EPMD_PORT, else 4369).
     std::uint16_t epmd_port = 0;
     std::chrono::milliseconds epmd_timeout = std::chrono::seconds(5);
@@ -210,6 +215,7 @@ class distribution final : public remote_router {
     [[nodiscard]] bool arm_rings();
     void withdraw_offer(connection& c);
     void accept_ready();
+    void epmd_answered();
     void socket_ready(int fd);
     void read_ready(connection& c);
     bool handle_handshake_bytes(connection& c, std::span<const std::byte> bytes);
