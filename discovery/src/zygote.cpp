@@ -25,6 +25,23 @@ struct request_body {
     std::int32_t core = -1;
 };
 
+/// A request as sendmsg/recvmsg see it: the body and room for one fd.
+struct request_message {
+    request_body body;
+    iovec data{&body, sizeof body};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+
+    request_message() {
+        header.msg_iov = &data;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = sizeof control;
+    }
+    request_message(const request_message&) = delete;
+    request_message& operator=(const request_message&) = delete;
+};
+
 /// In the new domain process: the channel as fd 3, nothing else inherited, then the node.
 [[noreturn]] void become_domain(int channel, int core, pid_t parent, const zygote::node_main& run,
                                 const std::string& program) {
@@ -76,23 +93,16 @@ void tell(int socket, zygote::event::kind what, pid_t pid, int value) {
 
 /// One request: a domain process for the channel it carries.
 void fork_domain(int socket, const zygote::node_main& run, const std::string& program) {
-    request_body body;
-    iovec data{&body, sizeof body};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    const auto n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    request_message request;
+    const auto n = ::recvmsg(socket, &request.header, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) {
         return;
     }
     if (n <= 0) {
         ::_exit(0);  // the agent is gone or done; the domains go with this process
     }
-    const cmsghdr* header = CMSG_FIRSTHDR(&message);
-    if (n != sizeof body || header == nullptr || header->cmsg_type != SCM_RIGHTS) {
+    const cmsghdr* header = CMSG_FIRSTHDR(&request.header);
+    if (n != sizeof request.body || header == nullptr || header->cmsg_type != SCM_RIGHTS) {
         tell(socket, zygote::event::kind::spawn_failed, -1, EINVAL);
         return;
     }
@@ -102,7 +112,7 @@ void fork_domain(int socket, const zygote::node_main& run, const std::string& pr
     std::fflush(nullptr);  // a domain must not flush the zygote's buffers again
     const pid_t child = ::fork();
     if (child == 0) {
-        become_domain(channel, body.core, zygote_pid, run, program);
+        become_domain(channel, request.body.core, zygote_pid, run, program);
     }
     const int error = errno;
     ::close(channel);
@@ -184,25 +194,19 @@ zygote::~zygote() {
 }
 
 bool zygote::request(int channel, int core) {
-    request_body body{static_cast<std::int32_t>(core)};
-    iovec data{&body, sizeof body};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    request_message request;
+    request.body.core = static_cast<std::int32_t>(core);
+    cmsghdr* header = CMSG_FIRSTHDR(&request.header);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(header), &channel, sizeof channel);
     for (;;) {
-        const auto n = ::sendmsg(socket_, &message, MSG_NOSIGNAL);
+        const auto n = ::sendmsg(socket_, &request.header, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        return n == sizeof body;
+        return n == sizeof request.body;
     }
 }
 

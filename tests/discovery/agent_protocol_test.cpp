@@ -23,6 +23,23 @@ std::expected<std::optional<dist::term>, std::error_code> read_one(
     return reader.next();
 }
 
+/// Every entry of the message's map is required: without any one, decoding fails (bad_field).
+void expect_every_field_required(const dist::term& message_term) {
+    const auto& entries =
+        std::get<dist::map>(std::get<dist::tuple>(message_term.value()).elements[1].value())
+            .entries;
+    for (std::size_t drop = 0; drop < entries.size(); ++drop) {
+        auto broken = message_term;
+        auto& e =
+            std::get<dist::map>(std::get<dist::tuple>(broken.value()).elements[1].value()).entries;
+        e.erase(e.begin() + static_cast<std::ptrdiff_t>(drop));
+        const auto message = agent_to_node_from(broken);
+        ASSERT_FALSE(message) << "without entry " << drop;
+        EXPECT_EQ(message.error(), make_error_code(agent_errc::bad_field))
+            << "without entry " << drop;
+    }
+}
+
 TEST(AgentProtocolTest, shouldRoundTripConfigWhenFramedAndFedByteByByte) {
     dist::atom_table atoms;
     auto bytes = frame(to_term(agent_to_node{sample_config()}, atoms));
@@ -81,18 +98,7 @@ TEST(AgentProtocolTest, shouldFailWhenFrameIsNotAnExternalTerm) {
 
 TEST(AgentProtocolTest, shouldRefuseConfigWhenAFieldIsMissingOrOutOfRange) {
     dist::atom_table atoms;
-    auto term = to_term(agent_to_node{sample_config()}, atoms);
-    auto& entries =
-        std::get<dist::map>(std::get<dist::tuple>(term.value()).elements[1].value()).entries;
-    for (std::size_t drop = 0; drop < entries.size(); ++drop) {
-        auto broken = term;
-        auto& e =
-            std::get<dist::map>(std::get<dist::tuple>(broken.value()).elements[1].value()).entries;
-        e.erase(e.begin() + static_cast<std::ptrdiff_t>(drop));
-        auto message = agent_to_node_from(broken);
-        ASSERT_FALSE(message) << "without entry " << drop;
-        EXPECT_EQ(message.error(), make_error_code(agent_errc::bad_field));
-    }
+    expect_every_field_required(to_term(agent_to_node{sample_config()}, atoms));
     auto zero_domid = sample_config();
     zero_domid.domid = 0;
     EXPECT_FALSE(agent_to_node_from(to_term(agent_to_node{zero_domid}, atoms)));
@@ -109,17 +115,7 @@ TEST(AgentProtocolTest, shouldRoundTripDomainMessageAndRefuseItWhenAFieldIsMissi
     ASSERT_TRUE(message);
     EXPECT_EQ(std::get<domain_message>(*message), sent);
 
-    auto term = to_term(agent_to_node{sent}, atoms);
-    const auto& entries =
-        std::get<dist::map>(std::get<dist::tuple>(term.value()).elements[1].value()).entries;
-    for (std::size_t drop = 0; drop < entries.size(); ++drop) {
-        auto broken = term;
-        auto& e =
-            std::get<dist::map>(std::get<dist::tuple>(broken.value()).elements[1].value()).entries;
-        e.erase(e.begin() + static_cast<std::ptrdiff_t>(drop));
-        EXPECT_EQ(agent_to_node_from(broken).error(), make_error_code(agent_errc::bad_field))
-            << "without entry " << drop;
-    }
+    expect_every_field_required(to_term(agent_to_node{sent}, atoms));
     EXPECT_FALSE(agent_to_node_from(to_term(agent_to_node{domain_message{0, "s", "r"}}, atoms)));
 }
 
