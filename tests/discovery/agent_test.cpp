@@ -154,6 +154,29 @@ class HostAgentTest : public ::testing::Test {
     std::optional<test::child_process> agent_;
 };
 
+TEST_F(HostAgentTest, shouldStartANodeInADomainShellMadeAheadAndMakeAnotherOne) {
+    // Two shells by default: domains forked ahead, store open, no node yet.
+    std::set<std::uint32_t> shells;
+    ASSERT_TRUE(test::eventually([&] {
+        shells = test::shells_in(request("ls"));
+        return shells.size() == 2;
+    })) << "no domain shells made";
+    const auto all_keys = request("store");  // shells' keys included
+    for (const auto domid : shells) {
+        const std::string inbox =
+            "key /local/domain/" + std::to_string(domid) + "/data/vdist/connect";
+        EXPECT_NE(std::ranges::find(all_keys, inbox), all_keys.end())
+            << "a shell has its inbox from the start";
+    }
+    const auto node = spawn("-", "temporary");
+    EXPECT_EQ(node.domid, *shells.begin()) << "the spawn did not take the first shell";
+    EXPECT_EQ(node.name, "n" + std::to_string(node.domid) + "-" + host_ + "@localhost");
+    EXPECT_TRUE(test::eventually([&] {
+        const auto now = test::shells_in(request("ls"));
+        return now.size() == 2 && !now.contains(node.domid);
+    })) << "the shell taken was not replaced";
+}
+
 TEST_F(HostAgentTest, shouldListEveryNodeWithItsDomidWhenThreeAreSpawned) {
     std::vector<node_row> spawned;
     for (int i = 0; i < 3; ++i) {
