@@ -366,11 +366,7 @@ struct host_agent::impl {
     /// Keeps `config.shells` domain shells ready, one per call, when the agent has nothing else
     /// to do. A shell that dies unused delays the next one by a second (no fork loop).
     void refill_shells() {
-        const bool starting = std::ranges::any_of(domains, [](const auto& entry) {
-            return !entry.second.slot_name.empty() && !entry.second.ready_at;
-        });
-        if (stopping || starting || shell_count() >= config.shells ||
-            steady::now() < next_shell_at) {
+        if (stopping || shell_count() >= config.shells || steady::now() < next_shell_at) {
             return;
         }
         if (auto created = create_domain(); !created) {
@@ -434,6 +430,12 @@ struct host_agent::impl {
             slots.erase(name);
             fail_waiter(waiter, started.error());
             return;
+        }
+        if (const auto* n = std::get_if<node_waiter>(&waiter)) {
+            // The requester may connect while the node starts (its records are in the store).
+            if (auto it = domains.find(n->requester); it != domains.end()) {
+                send_frame(it->second, to_term(agent_to_node{assigned_reply{n->ref, name}}, atoms));
+            }
         }
         domains.at(*started).waiters.push_back(std::move(waiter));
     }
@@ -889,9 +891,9 @@ struct host_agent::impl {
             if (stopping) {
                 timeout_ms = 50;
             } else if (shell_count() < config.shells) {
-                // Shells are made when the agent has been idle for two milliseconds and no node
-                // is starting: on two cores, a shell's start competes with a node's for CPU.
-                timeout_ms = 2;
+                // Shells are made when the agent has been idle for a millisecond; the zygote
+                // forks them, so the agent's loop is not held up.
+                timeout_ms = 1;
             }
             epoll_event events[64];
             const int n = ::epoll_wait(epoll, events, 64, timeout_ms);

@@ -210,6 +210,8 @@ term to_term(const agent_to_node& message, dist::atom_table& atoms) {
                 return term_of(m, atoms);
             } else if constexpr (std::is_same_v<T, stats_request>) {
                 return dist::tuple{a("stats"), m.ref};
+            } else if constexpr (std::is_same_v<T, assigned_reply>) {
+                return dist::tuple{a("assigned"), m.ref, a(m.node_name)};
             } else if constexpr (std::is_same_v<T, spawned_reply>) {
                 return dist::tuple{a("spawned"), m.ref, a(m.node_name), m.echo};
             } else if constexpr (std::is_same_v<T, spawn_failed_reply>) {
@@ -263,6 +265,14 @@ std::expected<agent_to_node, std::error_code> agent_to_node_from(const term& t) 
             return fail(agent_errc::bad_field);
         }
         return stats_request{*ref};
+    }
+    if (const auto* s = tagged(t, "assigned", 3)) {
+        const auto* ref = s->elements[1].get_if<dist::reference>();
+        const auto name = atom_text(s->elements[2]);
+        if (ref == nullptr || !name) {
+            return fail(agent_errc::bad_field);
+        }
+        return assigned_reply{*ref, std::string(*name)};
     }
     if (const auto* s = tagged(t, "spawned", 4)) {
         const auto* ref = s->elements[1].get_if<dist::reference>();

@@ -119,6 +119,22 @@ TEST(AgentProtocolTest, shouldRoundTripDomainMessageAndRefuseItWhenAFieldIsMissi
     EXPECT_FALSE(agent_to_node_from(to_term(agent_to_node{domain_message{0, "s", "r"}}, atoms)));
 }
 
+TEST(AgentProtocolTest, shouldRoundTripAssignedReplyWhenTheAgentNamesTheChild) {
+    dist::atom_table atoms;
+    const dist::reference ref{atoms.intern("n1@h").value(), 0, {4, 0, 0}};
+    auto bytes = frame(to_term(agent_to_node{assigned_reply{ref, "n2-h@localhost"}}, atoms));
+    ASSERT_TRUE(bytes);
+    auto got = read_one(atoms, *bytes);
+    ASSERT_TRUE(got && *got);
+    auto message = agent_to_node_from(**got);
+    ASSERT_TRUE(message);
+    const auto& back = std::get<assigned_reply>(*message);
+    EXPECT_EQ(back.ref, ref);
+    EXPECT_EQ(back.node_name, "n2-h@localhost");
+    const dist::term no_name = dist::tuple{atoms.intern("assigned").value(), ref, 7};
+    EXPECT_EQ(agent_to_node_from(no_name).error(), make_error_code(agent_errc::bad_field));
+}
+
 TEST(AgentProtocolTest, shouldRefuseUnknownMessagesWhenDecoding) {
     dist::atom_table atoms;
     const dist::term hello = dist::tuple{atoms.intern("hello").value(), 1};

@@ -24,7 +24,9 @@
 ///     │<── {stats, Ref, [{Peer, Carrier, MsgsIn, MsgsOut, ──│ Carrier: tcp | ring
 ///     │                   BytesIn, BytesOut}]}              │
 ///     │<── {spawn, Ref, Opts}                             ───│ on demand: a child node, please
-///     │── {spawned, Ref, NodeName, Pid}                  ──>│ (Opts: #{restart => Atom})
+///     │── {assigned, Ref, NodeName}                      ──>│ (Opts: #{restart => Atom}) its
+///     │                                                     │ name, while it starts: connect
+///     │── {spawned, Ref, NodeName, Pid}                  ──>│ it is ready
 ///     │   | {spawn_failed, Ref, Reason}                     │
 ///     │── stop                                           ──>│ the node stops cleanly, exits 0
 ///     │   EOF (agent gone)                                 ─>│ the node exits
@@ -116,6 +118,12 @@ struct spawned_reply {
     std::string node_name;
     dist::pid echo;
 };
+/// agent → node: the child has a domain and a name (its store records are written) and is
+/// starting: the requester may start connecting to it now (ready or not, a ring offer waits).
+struct assigned_reply {
+    dist::reference ref;
+    std::string node_name;
+};
 /// agent → node.
 struct spawn_failed_reply {
     dist::reference ref;
@@ -125,7 +133,7 @@ struct spawn_failed_reply {
 struct stop_message {};
 
 using agent_to_node = std::variant<node_config_message, domain_message, stats_request,
-                                   spawned_reply, spawn_failed_reply, stop_message>;
+                                   assigned_reply, spawned_reply, spawn_failed_reply, stop_message>;
 using node_to_agent = std::variant<ready_message, stats_reply, spawn_request>;
 
 /// The term of a message (atoms interned in `atoms`).
