@@ -21,6 +21,7 @@
 
 #include "vdist/dist/control.hpp"
 #include "vdist/dist/etf.hpp"
+#include "vdist/dist/etf_reader.hpp"
 
 namespace vdist::dist {
 namespace {
@@ -99,6 +100,8 @@ struct packet_reader::impl {
     std::array<atom, atom_cache_size> cache{};
     std::bitset<atom_cache_size> cached;
     std::array<atom, max_atom_cache_refs> refs{};  // of the packet being decoded
+
+    std::array<atom, 2> recent_nodes{};  // of pids in control tuples (known_node)
 
     std::unordered_map<std::uint64_t, sequence> sequences;
     std::size_t fragment_bytes = 0;  // held by all of `sequences`
@@ -537,12 +540,111 @@ struct packet_reader::impl {
         return {};
     }
 
+    // The control tuples that carry messages, SEND {2, Unused, To}, SEND_SENDER {22, From, To}
+    // and REG_SEND {6, From, Unused, ToName}, read field by field: no `term` for the tuple (a
+    // vector, a variant per element, then parse_control's copies), most of the time a
+    // receiving node spent on a small message's control tuple. Only atoms already interned
+    // are taken. Anything else (other opcodes, trace tokens, a field of another type, a new
+    // atom, no message term after it) is nullopt, and message() takes the general way, which
+    // decodes, counts new atoms and words the errors. `consumed`: where the message term starts.
+    [[nodiscard]] std::optional<control_message> read_send(std::span<const std::byte> bytes,
+                                                           std::span<const atom> cache_refs,
+                                                           std::size_t& consumed) {
+        etf_reader in(bytes, limits.terms, cache_refs);
+        const auto known_pid = [&]() -> std::optional<pid> {
+            auto view = in.read_pid();
+            if (!view) {
+                return std::nullopt;
+            }
+            const auto node = known_node(view->node);
+            if (!node) {
+                return std::nullopt;
+            }
+            return pid{*node, view->id, view->serial, view->creation};
+        };
+        const auto arity = in.read_tuple_header();
+        if (!arity) {
+            return std::nullopt;
+        }
+        const auto op = in.read_integer();
+        if (!op) {
+            return std::nullopt;
+        }
+        std::optional<control_message> result;
+        if (*op == static_cast<std::int64_t>(dop::SEND) && *arity == 3) {
+            if (!in.skip_term()) {  // Unused: the cookie before OTP 21, '' since; not checked
+                return std::nullopt;
+            }
+            if (auto to = known_pid()) {
+                result.emplace(send_message{std::nullopt, *to, {}});
+            }
+        } else if (*op == static_cast<std::int64_t>(dop::SEND_SENDER) && *arity == 3) {
+            auto from = known_pid();
+            auto to = from ? known_pid() : std::nullopt;
+            if (to) {
+                result.emplace(send_message{*from, *to, {}});
+            }
+        } else if (*op == static_cast<std::int64_t>(dop::REG_SEND) && *arity == 4) {
+            auto from = known_pid();
+            if (!from || !in.skip_term()) {
+                return std::nullopt;
+            }
+            const auto name = in.read_atom_text();
+            const auto to_name = name ? atoms->find(*name) : std::nullopt;
+            if (to_name) {
+                result.emplace(reg_send_message{*from, *to_name, {}});
+            }
+        }
+        if (!result || in.at_end()) {
+            return std::nullopt;
+        }
+        consumed = in.position();
+        return result;
+    }
+
+    // The atom named `text` if it is interned. A pid's node is nearly always one of two (the
+    // peer, or this node): those are compared first, which spares hashing the name in the
+    // atom table for each pid of each message.
+    [[nodiscard]] std::optional<atom> known_node(std::string_view text) {
+        for (const atom& recent : recent_nodes) {
+            if (recent.text() == text && !text.empty()) {  // '' (none yet) is looked up
+                return recent;
+            }
+        }
+        const auto found = atoms->find(text);
+        if (found) {
+            recent_nodes[1] = recent_nodes[0];
+            recent_nodes[0] = *found;
+        }
+        return found;
+    }
+
     // The control term and the optional message term: with version bytes (`versioned`,
     // pass-through; the 131 of the control term is already checked and skipped) or without.
     step message(std::span<const std::byte> bytes, std::span<const atom> cache_refs,
                  const std::shared_ptr<const void>& owner, bool versioned) {
         const etf_decoder decoder(*atoms, limits.terms);
         std::size_t consumed = 0;
+        if (auto sent = read_send(bytes, cache_refs, consumed)) {
+            // The message term must follow, and nothing after it.
+            const auto rest = bytes.subspan(consumed);
+            auto decoded = versioned ? decoder.decode(rest, owner)
+                                     : decoder.decode_term(rest, consumed, cache_refs, owner);
+            if (!decoded) {
+                return refuse(packet_errc::bad_term, "message term: " + decoded.error().message());
+            }
+            if (!versioned && consumed != rest.size()) {
+                return refuse(
+                    packet_errc::bad_term,
+                    "message term: " + std::to_string(rest.size() - consumed) + " bytes after it");
+            }
+            if (auto* send = std::get_if<send_message>(&*sent)) {
+                send->message = std::move(*decoded);
+            } else {
+                std::get<reg_send_message>(*sent).message = std::move(*decoded);
+            }
+            return sent;
+        }
         auto control = decoder.decode_term(bytes, consumed, cache_refs, owner);
         if (!control) {
             return refuse(packet_errc::bad_term, "control term: " + control.error().message());
