@@ -286,7 +286,7 @@ void process::exit(term reason) {
 }
 
 bool process::register_name(atom name) {
-    if (registered_ || node_->registry_.contains(std::string(name.text()))) {
+    if (registered_ || node_->registry_.contains(name.text())) {
         return false;
     }
     node_->registry_.emplace(std::string(name.text()), number_of(self_));
@@ -374,7 +374,7 @@ bool node::alive(const pid& p) const {
 }
 
 std::optional<pid> node::whereis(atom name) const {
-    const auto found = registry_.find(std::string(name.text()));
+    const auto found = registry_.find(name.text());
     if (found == registry_.end()) {
         return std::nullopt;
     }
@@ -432,7 +432,7 @@ void node::send(const pid& to, term message) {
 }
 
 void node::send(atom name, term message) {
-    const auto found = registry_.find(std::string(name.text()));
+    const auto found = registry_.find(name.text());
     if (found == registry_.end()) {
         ++stats_.dropped_no_process;
         return;
@@ -440,15 +440,19 @@ void node::send(atom name, term message) {
     deliver(found->second, std::move(message));
 }
 
-void node::deliver_from_remote(const pid& to, term message) {
+void node::deliver_from_remote(const pid& to, term&& message) {
+    if (is_local(to) && to.creation == config_.creation) {
+        deliver(number_of(to), std::move(message));  // send()'s usual case, without its hop
+        return;
+    }
     send(to, std::move(message));
 }
 
-void node::deliver_named_from_remote(atom name, term message) {
+void node::deliver_named_from_remote(atom name, term&& message) {
     send(name, std::move(message));
 }
 
-void node::deliver_alias_from_remote(const reference& alias, term message) {
+void node::deliver_alias_from_remote(const reference& alias, term&& message) {
     const auto owner = aliases_.find(reference_key(alias));
     if (alias.node != name_ || alias.creation != config_.creation || owner == aliases_.end()) {
         ++stats_.dropped_no_process;
@@ -457,7 +461,7 @@ void node::deliver_alias_from_remote(const reference& alias, term message) {
     deliver(owner->second, std::move(message));
 }
 
-void node::deliver(std::uint64_t to, term message) {
+void node::deliver(std::uint64_t to, term&& message) {
     process* p = find(to);
     if (p == nullptr) {
         ++stats_.dropped_no_process;
