@@ -1083,6 +1083,14 @@ void node::run() {
         std::size_t work = 0;
         while (!stopping_ && step()) {
             ++work;
+            // Between turns, not only once every runnable process had its turn: what a turn
+            // sent leaves now (distribution flushes from a zero-delay callback) and what the
+            // rings hold comes in, so that a peer works on this turn's output while this node
+            // runs the next one, instead of the two taking turns.
+            work += fire_due_timers();
+            if (!pollers_.empty()) {
+                (void)run_pollers();
+            }
         }
         work += fire_due_timers();
         if (!pollers_.empty() && run_pollers()) {
