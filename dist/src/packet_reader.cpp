@@ -551,80 +551,92 @@ struct packet_reader::impl {
     // REG_SEND. (Not a control_message: an empty std::optional of one, 224 bytes, was zeroed
     // with `rep stos`, a third of read_send's time.)
     struct send_fields {
-        std::optional<pid> from;
+        bool has_from = false;
+        bool has_to_name = false;
+        pid from;
         pid to;
-        std::optional<atom> to_name;
+        atom to_name;
     };
 
-    [[nodiscard]] std::optional<send_fields> read_send(std::span<const std::byte> bytes,
-                                                       std::span<const atom> cache_refs,
-                                                       std::size_t& consumed) {
+    // The control tuples that carry messages, SEND {2, Unused, To}, SEND_SENDER {22, From, To}
+    // and REG_SEND {6, From, Unused, ToName}, read field by field: no `term` for the tuple (a
+    // vector, a variant per element, then parse_control's copies), most of the time a
+    // receiving node spent on a small message's control tuple. Only atoms already interned
+    // are taken. Anything else (other opcodes, trace tokens, a field of another type, a new
+    // atom, no message term after it) is false, and message() takes the general way, which
+    // decodes, counts new atoms and words the errors. `consumed`: where the message term starts.
+    // The fields are written in place: returned in std::optionals, they were copied through
+    // the stack in pieces whose wider reloads stalled on store forwarding.
+    [[nodiscard]] bool read_send(std::span<const std::byte> bytes, std::span<const atom> cache_refs,
+                                 std::size_t& consumed, send_fields& out) {
         etf_reader in(bytes, limits.terms, cache_refs);
-        const auto known_pid = [&]() -> std::optional<pid> {
-            auto view = in.read_pid();
-            if (!view) {
-                return std::nullopt;
-            }
-            const auto node = known_node(view->node);
-            if (!node) {
-                return std::nullopt;
-            }
-            return pid{*node, view->id, view->serial, view->creation};
-        };
         const auto arity = in.read_tuple_header();
         if (!arity) {
-            return std::nullopt;
+            return false;
         }
         const auto op = in.read_integer();
         if (!op) {
-            return std::nullopt;
+            return false;
         }
-        std::optional<send_fields> result;
+        bool complete = false;
         if (*op == static_cast<std::int64_t>(dop::SEND) && *arity == 3) {
-            if (!in.skip_term()) {  // Unused: the cookie before OTP 21, '' since; not checked
-                return std::nullopt;
-            }
-            if (auto to = known_pid()) {
-                result.emplace(send_fields{std::nullopt, *to, std::nullopt});
-            }
+            // Unused: the cookie before OTP 21, '' since; not checked.
+            complete = in.skip_term() && read_known_pid(in, out.to);
         } else if (*op == static_cast<std::int64_t>(dop::SEND_SENDER) && *arity == 3) {
-            auto from = known_pid();
-            auto to = from ? known_pid() : std::nullopt;
-            if (to) {
-                result.emplace(send_fields{from, *to, std::nullopt});
-            }
+            out.has_from = true;
+            complete = read_known_pid(in, out.from) && read_known_pid(in, out.to);
         } else if (*op == static_cast<std::int64_t>(dop::REG_SEND) && *arity == 4) {
-            auto from = known_pid();
-            if (!from || !in.skip_term()) {
-                return std::nullopt;
-            }
-            const auto name = in.read_atom_text();
-            if (auto to_name = name ? atoms->find(*name) : std::nullopt) {
-                result.emplace(send_fields{from, pid{}, to_name});
+            out.has_from = true;
+            out.has_to_name = true;
+            if (read_known_pid(in, out.from) && in.skip_term()) {
+                const auto name = in.read_atom_text();
+                const auto to_name = name ? atoms->find(*name) : std::nullopt;
+                if (to_name) {
+                    out.to_name = *to_name;
+                    complete = true;
+                }
             }
         }
-        if (!result || in.at_end()) {
-            return std::nullopt;
+        if (!complete || in.at_end()) {
+            return false;
         }
         consumed = in.position();
-        return result;
+        return true;
+    }
+
+    // A pid whose node is an atom already interned.
+    [[nodiscard]] bool read_known_pid(etf_reader& in, pid& out) {
+        const auto view = in.read_pid();
+        if (!view) {
+            return false;
+        }
+        const atom* node = known_node(view->node);
+        if (node == nullptr) {
+            return false;
+        }
+        out.node = *node;
+        out.id = view->id;
+        out.serial = view->serial;
+        out.creation = view->creation;
+        return true;
     }
 
     // The atom named `text` if it is interned. A pid's node is nearly always one of two (the
     // peer, or this node): those are compared first, which spares hashing the name in the
     // atom table for each pid of each message.
-    [[nodiscard]] std::optional<atom> known_node(std::string_view text) {
+    [[nodiscard]] const atom* known_node(std::string_view text) {
         for (const atom& recent : recent_nodes) {
             if (recent.text() == text && !text.empty()) {  // '' (none yet) is looked up
-                return recent;
+                return &recent;
             }
         }
         const auto found = atoms->find(text);
-        if (found) {
-            recent_nodes[1] = recent_nodes[0];
-            recent_nodes[0] = *found;
+        if (!found) {
+            return nullptr;
         }
-        return found;
+        recent_nodes[1] = recent_nodes[0];
+        recent_nodes[0] = *found;
+        return &recent_nodes[0];
     }
 
     // The control term and the optional message term: with version bytes (`versioned`,
@@ -633,7 +645,8 @@ struct packet_reader::impl {
                  const std::shared_ptr<const void>& owner, bool versioned) {
         const etf_decoder decoder(*atoms, limits.terms);
         std::size_t consumed = 0;
-        if (auto sent = read_send(bytes, cache_refs, consumed)) {
+        send_fields sent;
+        if (read_send(bytes, cache_refs, consumed, sent)) {
             // The message term must follow, and nothing after it.
             const auto rest = bytes.subspan(consumed);
             auto decoded = versioned ? decoder.decode(rest, owner)
@@ -646,11 +659,13 @@ struct packet_reader::impl {
                     packet_errc::bad_term,
                     "message term: " + std::to_string(rest.size() - consumed) + " bytes after it");
             }
-            if (sent->to_name) {
+            if (sent.has_to_name) {
                 return step(std::in_place,
-                            reg_send_message{*sent->from, *sent->to_name, std::move(*decoded)});
+                            reg_send_message{sent.from, sent.to_name, std::move(*decoded)});
             }
-            return step(std::in_place, send_message{sent->from, sent->to, std::move(*decoded)});
+            return step(std::in_place,
+                        send_message{sent.has_from ? std::optional<pid>(sent.from) : std::nullopt,
+                                     sent.to, std::move(*decoded)});
         }
         auto control = decoder.decode_term(bytes, consumed, cache_refs, owner);
         if (!control) {
