@@ -391,6 +391,9 @@ class node {
     bool cancel_timer_id(std::uint64_t id);
     [[nodiscard]] term exit_message(const pid& from, term reason);
     void idle_wait();
+    /// busy_poll: idle turns in a row after which an idle turn yields the CPU (idle_wait).
+    static constexpr std::size_t busy_idle_turns_before_yield = 256;
+    std::size_t idle_turns_ = 0;
     bool run_pollers();
     bool prepare_pollers_to_block();
 
