@@ -391,9 +391,6 @@ class node {
     bool cancel_timer_id(std::uint64_t id);
     [[nodiscard]] term exit_message(const pid& from, term reason);
     void idle_wait();
-    /// busy_poll: idle turns in a row after which an idle turn yields the CPU (idle_wait).
-    static constexpr std::size_t busy_idle_turns_before_yield = 256;
-    std::size_t idle_turns_ = 0;
     bool run_pollers();
     bool prepare_pollers_to_block();
 
@@ -443,6 +440,9 @@ class node {
     /// How often a non-blocking poll of the fds really asks the kernel while pollers run.
     static constexpr std::chrono::microseconds fd_poll_interval{20};
     std::chrono::steady_clock::time_point last_fd_poll_{};
+    /// busy_poll: idle turns in a row after which each idle turn yields the CPU (idle_wait).
+    static constexpr std::size_t busy_idle_turns_before_yield = 256;
+    std::size_t idle_turns_ = 0;  // loop iterations without work, in a row
 
     // Atoms used in signals.
     atom normal_, kill_, killed_, noproc_, noconnection_, exit_tag_, down_tag_, process_atom_;
