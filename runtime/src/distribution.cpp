@@ -189,7 +189,16 @@ struct distribution::state {
     int listen_fd = -1;
     std::optional<dist::epmd_registration> registration;
     std::unordered_map<int, std::unique_ptr<connection>> by_fd;
-    std::unordered_map<std::string, connection*> by_node;   // the one connection per peer
+    // Hashes std::string keys and string_view lookups alike: a send looks its peer up by the
+    // atom's text without building a std::string (a malloc for names over 15 bytes).
+    struct text_hash {
+        using is_transparent = void;
+        [[nodiscard]] std::size_t operator()(std::string_view text) const noexcept {
+            return std::hash<std::string_view>{}(text);
+        }
+    };
+    // the one connection per peer
+    std::unordered_map<std::string, connection*, text_hash, std::equal_to<>> by_node;
     std::unordered_map<std::string, spawnable> spawnables;  // "module:function"
     std::vector<int> to_flush;  // fds of connections with bytes encoded since the last flush
     bool flush_scheduled = false;
@@ -364,7 +373,7 @@ void distribution::register_spawnable(std::string_view module, std::string_view 
 }
 
 distribution::connection* distribution::find_connection(atom peer) const {
-    const auto found = state_->by_node.find(std::string(peer.text()));
+    const auto found = state_->by_node.find(peer.text());
     return found == state_->by_node.end() ? nullptr : found->second;
 }
 
@@ -1028,7 +1037,7 @@ void distribution::close_connection(connection& c, const std::string& why, bool 
 
 // -- sending --------------------------------------------------------------------------------------
 
-void distribution::enqueue(connection& c, control_message message) {
+void distribution::enqueue(connection& c, control_message&& message) {
     if (!c.up) {
         c.pending.push_back(std::move(message));
         return;
@@ -1068,7 +1077,7 @@ void distribution::flush_batch() {
     }
 }
 
-void distribution::route(atom peer, control_message message) {
+void distribution::route(atom peer, control_message&& message) {
     if (connection* c = ensure_connection(peer)) {
         enqueue(*c, std::move(message));
     }
@@ -1139,7 +1148,7 @@ void distribution::down(const pid& from, const std::optional<atom>& name, const 
 
 // -- receiving ------------------------------------------------------------------------------------
 
-void distribution::dispatch(connection& c, control_message message) {
+void distribution::dispatch(connection& c, control_message&& message) {
     node& n = *host_;
     std::visit(
         [&](auto&& m) {

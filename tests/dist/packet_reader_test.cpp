@@ -324,6 +324,50 @@ TEST_F(PacketReaderTest, shouldPassParseControlErrorsOnWhenTheControlMessageIsIn
     expect_refused(unexpected, packet_errc::unexpected_payload, "LINK");
 }
 
+// SEND, SEND_SENDER and REG_SEND tuples are read field by field when their atoms are known;
+// new atoms, wrong fields and trace tokens must come out as the general decoder makes them.
+TEST_F(PacketReaderTest, shouldReadSendsAsTheDecoderDoesWhenTheirAtomsAreNewOrFieldsWrong) {
+    atom_table elsewhere;
+    const pid fresh{elsewhere("fresh@10.0.0.1"), 4, 0, 2};
+    const auto message_of = [&](const control_message& m) {
+        auto r = reader();
+        r.feed(as_packet(m));
+        return expect_message(r);
+    };
+    for (const control_message& m : std::vector<control_message>{
+             send_message{fresh, v.local, v.message()},
+             send_message{v.remote, fresh, v.message()},
+             reg_send_message{fresh, atoms("known_name"), v.message()},
+             reg_send_message{v.remote, elsewhere("new_name"), v.message()},
+         }) {
+        const auto got = message_of(m);
+        EXPECT_EQ(as_packet(got), as_packet(m));
+    }
+    EXPECT_TRUE(atoms.find("fresh@10.0.0.1"));  // interned as the decoder does
+    EXPECT_TRUE(atoms.find("new_name"));
+
+    auto limited = packet_limits{};
+    limited.terms.max_new_atoms = 1;
+    const pid other{elsewhere("other@10.0.0.1"), 5, 0, 2};
+    const pid third{elsewhere("third@10.0.0.1"), 6, 0, 2};
+    auto r = reader(header_flags, limited);
+    r.feed(header_packet(cat({tuple_of(3), small(22), pid_ext(other), pid_ext(third)}),
+                         v.message_ext()));
+    expect_refused(r, packet_errc::bad_term, "control term: term creates more new atoms");
+
+    auto not_pid = reader();
+    not_pid.feed(header_packet(cat({tuple_of(3), small(22), pid_ext(v.remote), atom_ext("x")}),
+                               v.message_ext()));
+    expect_refused(not_pid, packet_errc::bad_control, "SEND_SENDER: To is not a pid");
+    auto traced = reader();
+    traced.feed(header_packet(
+        cat({tuple_of(4), small(12), atom_ext(""), pid_ext(v.local), atom_ext("token")}),
+        v.message_ext()));
+    const auto sent = expect_message(traced);
+    ASSERT_TRUE(std::holds_alternative<send_message>(sent));
+    EXPECT_EQ(std::get<send_message>(sent).to, v.local);
+}
+
 // -- the length limit -----------------------------------------------------------------------------
 
 TEST_F(PacketReaderTest, shouldRefuseWithPacketTooLargeBeforeAllocatingWhenALengthIsOverTheLimit) {

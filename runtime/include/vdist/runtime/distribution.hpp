@@ -229,10 +229,10 @@ class distribution final : public remote_router {
     void flush_batch();
     void set_writable(connection& c, bool on);
     void close_connection(connection& c, const std::string& why, bool notify);
-    void enqueue(connection& c, dist::control_message message);
+    void enqueue(connection& c, dist::control_message&& message);
     void write_message(connection& c, const dist::control_message& message);
-    void route(atom peer, dist::control_message message);
-    void dispatch(connection& c, dist::control_message message);
+    void route(atom peer, dist::control_message&& message);
+    void dispatch(connection& c, dist::control_message&& message);
     void spawn_request(connection& c, dist::spawn_request_message request);
 
     node* host_;

@@ -35,6 +35,7 @@
 #include <optional>
 #include <queue>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -326,10 +327,12 @@ class node {
 
     /// Routes signals to other nodes (the distribution layer). Not owned.
     void set_router(remote_router* router) noexcept { router_ = router; }
-    /// A message or signal from another node, for a local process (called by the router).
-    void deliver_from_remote(const pid& to, term message);
-    void deliver_named_from_remote(atom name, term message);
-    void deliver_alias_from_remote(const reference& alias, term message);
+    /// A message or signal from another node, for a local process (called by the router). The
+    /// messages are taken by rvalue reference: each by-value hop of a `term` on the way to the
+    /// mailbox is a move and a destruction of the variant.
+    void deliver_from_remote(const pid& to, term&& message);
+    void deliver_named_from_remote(atom name, term&& message);
+    void deliver_alias_from_remote(const reference& alias, term&& message);
     void exit_from_remote(const pid& from, const pid& to, term reason, bool is_link);
     void down_from_remote(const pid& from, const pid& to, const reference& ref, term reason);
     void link_from_remote(const pid& from, const pid& to);
@@ -374,7 +377,7 @@ class node {
     [[nodiscard]] pid make_pid();
     [[nodiscard]] reference new_ref();
     pid spawn_process(behavior body, process* parent, bool link_parent);
-    void deliver(std::uint64_t to, term message);
+    void deliver(std::uint64_t to, term&& message);
     void make_runnable(process& p);
     void run_behavior(process& p, const std::function<void(process&)>& body);
     bool try_receive(process& p);
@@ -400,7 +403,15 @@ class node {
     remote_router* router_ = nullptr;
 
     std::unordered_map<std::uint64_t, std::unique_ptr<process>> processes_;
-    std::unordered_map<std::string, std::uint64_t> registry_;   // name -> process number
+    /// Hashes std::string keys and string_view lookups alike (no key built per lookup).
+    struct text_hash {
+        using is_transparent = void;
+        [[nodiscard]] std::size_t operator()(std::string_view text) const noexcept {
+            return std::hash<std::string_view>{}(text);
+        }
+    };
+    // name -> process number
+    std::unordered_map<std::string, std::uint64_t, text_hash, std::equal_to<>> registry_;
     std::unordered_map<std::uint64_t, std::uint64_t> aliases_;  // alias word key -> process
     std::deque<std::uint64_t> run_queue_;
     std::deque<std::pair<std::uint64_t, behavior>> starting_;
@@ -429,6 +440,9 @@ class node {
     /// How often a non-blocking poll of the fds really asks the kernel while pollers run.
     static constexpr std::chrono::microseconds fd_poll_interval{20};
     std::chrono::steady_clock::time_point last_fd_poll_{};
+    /// busy_poll: idle turns in a row after which each idle turn yields the CPU (idle_wait).
+    static constexpr std::size_t busy_idle_turns_before_yield = 256;
+    std::size_t idle_turns_ = 0;  // loop iterations without work, in a row
 
     // Atoms used in signals.
     atom normal_, kill_, killed_, noproc_, noconnection_, exit_tag_, down_tag_, process_atom_;
