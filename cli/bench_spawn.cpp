@@ -33,6 +33,7 @@ struct spawn_options {
     std::size_t in_flight = 16;
     std::size_t baseline_runs = 5;  ///< erl starts
     bool exec = false;              ///< the agent's --exec (fork + exec) instead of fork only
+    int shells = -1;                ///< the agent's --shells (-1: its default)
 };
 
 [[nodiscard]] double percentile(std::vector<double> values, double p) {
@@ -151,6 +152,9 @@ int run_spawn_bench(const spawn_options& options) {
                                   "--wait",         "spin",       "--max-restarts", "0"};
     if (options.exec) {
         argv.emplace_back("--exec");
+    }
+    if (options.shells >= 0) {
+        argv.insert(argv.end(), {"--shells", std::to_string(options.shells)});
     }
     auto agent = child::start("host", argv, environment);
     const auto deadline = demo_clock::now() + 10s;
@@ -282,6 +286,10 @@ void add_spawn_bench_command(CLI::App& bench) {
     command->add_option("--in-flight", options->in_flight, "outstanding spawns in the burst")
         ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
     command->add_flag("--exec", options->exec, "the agent fork+execs nodes (default: fork only)");
+    command
+        ->add_option("--shells", options->shells,
+                     "domain shells the agent keeps ready (default: the agent's, 2)")
+        ->check(CLI::Range(0, 64));
     command->callback([options] {
         if (const int status = run_spawn_bench(*options); status != 0) {
             throw CLI::RuntimeError(status);

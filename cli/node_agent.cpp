@@ -2,15 +2,20 @@
 // channel only (discovery/agent_protocol.hpp).
 #include "node_agent.hpp"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "vdist/discovery/agent_link.hpp"
 #include "vdist/discovery/store_client.hpp"
 #include "vdist/discovery/store_ring_directory.hpp"
+#include "vdist/dist/handshake.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
@@ -47,6 +52,33 @@ std::expected<domain_resources, std::string> open_domain(const discovery::domain
                             std::move(*opened)};
 }
 
+/// A shell, waiting for its node, does what the node's first milliseconds would otherwise pay
+/// for on these VMs, where a page fault costs about 20 µs (measured: a fresh node's first
+/// handshake digest took 1.2 ms): one digest (OpenSSL's first use in a process writes pages
+/// still shared with the zygote), then every page of its
+/// writable memory made its own, with one madvise per mapping instead of a fault per page.
+/// Mappings above 4 MiB (a thread's stack reservation) but the heap are left alone.
+void warm_up_shell() {
+    (void)dist::handshake_digest(0, "shell");
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);) {
+        std::istringstream fields(line);
+        std::string range, perms, offset, device, inode, path;
+        fields >> range >> perms >> offset >> device >> inode >> path;
+        const auto dash = range.find('-');
+        if (perms != "rw-p" || dash == std::string::npos) {
+            continue;
+        }
+        const auto start = std::stoull(range.substr(0, dash), nullptr, 16);
+        const auto end = std::stoull(range.substr(dash + 1), nullptr, 16);
+        if (end - start > (std::uint64_t{4} << 20) && path != "[heap]") {
+            continue;
+        }
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): an address read from /proc/self/maps
+        (void)::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+    }
+}
+
 }  // namespace
 
 int run_agent_node(int fd) {
@@ -66,6 +98,7 @@ int run_agent_node(int fd) {
     if (auto* d = std::get_if<discovery::domain_message>(&*first)) {
         shell = *d;
         resources = open_domain(*d);
+        warm_up_shell();
         first = discovery::agent_link::read_message(fd, std::nullopt);
         if (!first) {
             return fail(first.error().message());

@@ -875,7 +875,6 @@ void distribution::connection_up(connection& c) {
     c.flags = result.flags;
     c.peer_hidden = result.peer_hidden();
     c.up = true;
-    withdraw_offer(c);
     c.reader.emplace(c.flags, host_->atoms(), config_.limits);
     c.writer.emplace(c.flags);
     if (c.setup_timer != 0) {
@@ -898,6 +897,9 @@ void distribution::connection_up(connection& c) {
         c.pending.pop_front();
         write_message(c, message);
     }
+    // Our ring offer, taken: withdrawn now, after what waited for the connection left (a
+    // store round trip).
+    withdraw_offer(c);
     start_ticking(c.fd);
 }
 
