@@ -644,20 +644,27 @@ struct packet_reader::impl {
     step message(std::span<const std::byte> bytes, std::span<const atom> cache_refs,
                  const std::shared_ptr<const void>& owner, bool versioned) {
         const etf_decoder decoder(*atoms, limits.terms);
+        // The message term: all of `rest`, nothing after it.
+        const auto message_term =
+            [&](std::span<const std::byte> rest) -> std::expected<term, std::string> {
+            std::size_t used = 0;
+            auto decoded = versioned ? decoder.decode(rest, owner)
+                                     : decoder.decode_term(rest, used, cache_refs, owner);
+            if (!decoded) {
+                return std::unexpected("message term: " + decoded.error().message());
+            }
+            if (!versioned && used != rest.size()) {
+                return std::unexpected("message term: " + std::to_string(rest.size() - used) +
+                                       " bytes after it");
+            }
+            return std::move(*decoded);
+        };
         std::size_t consumed = 0;
         send_fields sent;
         if (read_send(bytes, cache_refs, consumed, sent)) {
-            // The message term must follow, and nothing after it.
-            const auto rest = bytes.subspan(consumed);
-            auto decoded = versioned ? decoder.decode(rest, owner)
-                                     : decoder.decode_term(rest, consumed, cache_refs, owner);
+            auto decoded = message_term(bytes.subspan(consumed));  // must follow
             if (!decoded) {
-                return refuse(packet_errc::bad_term, "message term: " + decoded.error().message());
-            }
-            if (!versioned && consumed != rest.size()) {
-                return refuse(
-                    packet_errc::bad_term,
-                    "message term: " + std::to_string(rest.size() - consumed) + " bytes after it");
+                return refuse(packet_errc::bad_term, decoded.error());
             }
             if (sent.has_to_name) {
                 return step(std::in_place,
@@ -674,15 +681,9 @@ struct packet_reader::impl {
         std::optional<term> payload;
         const auto rest = bytes.subspan(consumed);
         if (!rest.empty()) {
-            auto decoded = versioned ? decoder.decode(rest, owner)
-                                     : decoder.decode_term(rest, consumed, cache_refs, owner);
+            auto decoded = message_term(rest);
             if (!decoded) {
-                return refuse(packet_errc::bad_term, "message term: " + decoded.error().message());
-            }
-            if (!versioned && consumed != rest.size()) {
-                return refuse(
-                    packet_errc::bad_term,
-                    "message term: " + std::to_string(rest.size() - consumed) + " bytes after it");
+                return refuse(packet_errc::bad_term, decoded.error());
             }
             payload = std::move(*decoded);
         }
