@@ -1,13 +1,10 @@
 #include "vdist/discovery/agent.hpp"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +84,9 @@ struct domain {
     std::optional<dist::pid> echo;
     std::vector<ready_waiter> waiters;
     bool exiting = false;  ///< its channel closed: about to be reaped
+
+    /// A domain kept ready for the next spawn: no node assigned yet, alive.
+    [[nodiscard]] bool shell() const { return slot_name.empty() && !exiting; }
 };
 
 /// An `ls` in progress: the answers still missing.
@@ -270,18 +270,15 @@ struct host_agent::impl {
     /// A domain shell kept ready (the lowest domid), if any.
     [[nodiscard]] std::optional<store_domid> free_shell() const {
         for (const auto& [domid, d] : domains) {
-            if (d.slot_name.empty() && !d.exiting) {
+            if (d.shell()) {
                 return domid;
             }
         }
         return std::nullopt;
     }
     [[nodiscard]] std::size_t shell_count() const {
-        std::size_t n = 0;
-        for (const auto& [domid, d] : domains) {
-            n += d.slot_name.empty() && !d.exiting ? 1U : 0U;
-        }
-        return n;
+        return static_cast<std::size_t>(
+            std::ranges::count_if(domains, [](const auto& entry) { return entry.second.shell(); }));
     }
     [[nodiscard]] store_domid next_free_domid() {
         while (domains.contains(next_domid) || next_domid == 0) {
@@ -492,7 +489,7 @@ struct host_agent::impl {
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
                 break;
             }
-            // EOF or error: the node is going; its pidfd tells when it is gone.
+            // EOF or error: the node is going; the zygote tells when it is gone.
             ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
             d.exiting = true;
             break;
@@ -812,7 +809,7 @@ struct host_agent::impl {
                 }
             }
             for (const auto& [domid, d] : domains) {
-                if (d.slot_name.empty() && !d.exiting) {
+                if (d.shell()) {
                     text +=
                         "shell " + std::to_string(domid) + " " + std::to_string(d.os_pid) + "\n";
                 }
@@ -1018,7 +1015,7 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
     if (config.host_name.empty()) {
         config.host_name = "agent" + std::to_string(::getpid());
     }
-    // The agent is its nodes' zygote: what it initialises before forking, no node pays for.
+    // What the agent initialises before it forks the zygote, no node pays for.
     // OpenSSL loads its configuration on the first digest (openssl.cnf, a few ms): measured,
     // a forked node's first handshake waited 4.4 ms on it.
     (void)dist::handshake_digest(0, "zygote");

@@ -6,8 +6,10 @@
 ///   vdist host --dir DIR
 ///     ├─ DIR/store.sock   the host store (store_server; nodes connect, identified by pid)
 ///     ├─ DIR/agent.sock   control: one line in, lines out (agent_control.hpp)
-///     └─ per domain d:    fork + exec `vdist node --agent-fd 3`, fd 3 = the first channel
-///                         (agent_protocol.hpp), a pidfd for its death, store records:
+///     ├─ a zygote process: forks every domain (and reports its exit), see zygote.hpp
+///     └─ per domain d:    a fork of the zygote (running the node, or exec'ing `vdist node
+///                         --agent-fd 3`), fd 3 = the first channel (agent_protocol.hpp),
+///                         store records:
 ///           /local/domain/<d>                         owner d, nobody else
 ///           /local/domain/<d>/data/vdist/connect      owner d, everyone may write offers
 ///           /local/domain/<d>/data/vdist/node/{name,host,generation}
@@ -86,10 +88,10 @@ struct agent_config {
     std::string host_name;      ///< this emulated host's name (default: agent-<pid>)
     bool pin = false;           ///< pin nodes to cores, round robin
     std::filesystem::path node_program = "/proc/self/exe";
-    /// Set: a node is a fork of the agent that runs this with the first channel as fd 3 and
-    /// exits with its result, instead of exec'ing node_program (no exec, no dynamic linking:
-    /// the agent is its own zygote). The agent is single-threaded, so the fork is safe; the
-    /// child closes every inherited fd but 0, 1, 2 and 3 first.
+    /// Set: a node is a fork of the agent's zygote (forked from the agent at start) that runs
+    /// this with the first channel as fd 3 and exits with its result, instead of exec'ing
+    /// node_program (no exec, no dynamic linking). The zygote is single-threaded, so the fork
+    /// is safe; the child closes every inherited fd but 0, 1, 2 and 3 first.
     std::function<int(int channel_fd)> fork_node;
     std::string cookie = "vdist";
     std::string wait = "block";  ///< node idle wait: busy | spin | block
