@@ -2,6 +2,7 @@
 // channel only (discovery/agent_protocol.hpp).
 #include "node_agent.hpp"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -58,8 +59,14 @@ std::expected<domain_resources, std::string> open_domain(const discovery::domain
 /// still shared with the zygote), then every page of its
 /// writable memory made its own, with one madvise per mapping instead of a fault per page.
 /// Mappings above 4 MiB (a thread's stack reservation) but the heap are left alone.
-void warm_up_shell() {
+/// A shell taken before the second part skips it: a burst uses shells as fast as they come, and
+/// then the node faults in only the pages it writes, not every writable page first.
+void warm_up_shell(int fd) {
     (void)dist::handshake_digest(0, "shell");
+    pollfd channel{fd, POLLIN, 0};
+    if (::poll(&channel, 1, 0) > 0) {
+        return;
+    }
     std::ifstream maps("/proc/self/maps");
     for (std::string line; std::getline(maps, line);) {
         std::istringstream fields(line);
@@ -98,7 +105,7 @@ int run_agent_node(int fd) {
     if (auto* d = std::get_if<discovery::domain_message>(&*first)) {
         shell = *d;
         resources = open_domain(*d);
-        warm_up_shell();
+        warm_up_shell(fd);
         first = discovery::agent_link::read_message(fd, std::nullopt);
         if (!first) {
             return fail(first.error().message());

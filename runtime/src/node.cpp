@@ -961,8 +961,8 @@ void node::unwatch_fd(int fd) {
     watched_.erase(fd);
 }
 
-void node::poll_fds(int timeout_ms) {
-    if (timeout_ms == 0 && !pollers_.empty()) {
+void node::poll_fds(clock::duration timeout) {
+    if (timeout == clock::duration::zero() && !pollers_.empty()) {
         // A node with pollers (rings) checks them on every turn without a system call; its fds
         // (sockets, notifications of rings it also polls) can wait a few microseconds. Measured:
         // a 16 B round trip over rings between two busy-polling nodes, 8.6 -> 2.5 us p50.
@@ -973,7 +973,15 @@ void node::poll_fds(int timeout_ms) {
         last_fd_poll_ = now;
     }
     epoll_event ready[16];
-    const int n = ::epoll_wait(epoll_fd_, ready, 16, timeout_ms);
+    // To the nanosecond: a timer due in less than a millisecond must not turn a blocking wait
+    // into a loop of zero-timeout polls until it is due.
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+    const timespec wait{
+        .tv_sec = static_cast<time_t>(seconds.count()),
+        .tv_nsec = static_cast<long>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(timeout - seconds).count()),
+    };
+    const int n = ::epoll_pwait2(epoll_fd_, ready, 16, &wait, nullptr);
     for (int i = 0; i < n; ++i) {
         // A callback may unwatch (and close) other fds of this batch: look each one up again.
         if (auto found = watched_.find(ready[i].data.fd); found != watched_.end()) {
@@ -1031,18 +1039,16 @@ void node::idle_wait() {
         }
         return std::max(*next - clock_->now(), clock::duration::zero());
     };
-    const auto poll_sources = [this](int timeout_ms) {
+    const auto poll_sources = [this](clock::duration timeout) {
         if (epoll_fd_ < 0) {
-            if (timeout_ms != 0) {
-                std::this_thread::sleep_for(milliseconds(timeout_ms < 0 ? 1 : timeout_ms));
-            }
+            std::this_thread::sleep_for(timeout);
             return;
         }
-        poll_fds(timeout_ms);
+        poll_fds(timeout);
     };
     switch (config_.idle.mode) {
         case transport::wait_mode::busy_poll:
-            poll_sources(0);
+            poll_sources(clock::duration::zero());
             // Idle for a while (no work in busy_idle_turns_before_yield turns, tens of
             // microseconds): offer the CPU to whoever waits for it, which on a shared core is
             // often the peer this node waits for. Without it a busy-polling node holds the core
@@ -1055,10 +1061,13 @@ void node::idle_wait() {
             return;
         case transport::wait_mode::spin_then_block:
         case transport::wait_mode::block: {
-            if (config_.idle.mode == transport::wait_mode::spin_then_block) {
+            // Spin only right after work: a node that woke up to nothing (its recheck) is
+            // idle, and hundreds of idle nodes spinning on two cores cost the ones at work
+            // (300 idle nodes took 28% of both cores, at 50 us of spinning per recheck).
+            if (config_.idle.mode == transport::wait_mode::spin_then_block && idle_turns_ == 0) {
                 const auto spin_until = steady_clock::now() + config_.idle.spin;
                 while (steady_clock::now() < spin_until) {
-                    poll_sources(0);
+                    poll_sources(clock::duration::zero());
                     if (run_pollers() || !run_queue_.empty() || !starting_.empty()) {
                         return;
                     }
@@ -1075,16 +1084,25 @@ void node::idle_wait() {
             // wake up at the wait policy's recheck period (stop() may have been called by a
             // source callback on another path).
             // The next timer is read now: a callback run while spinning may have set one.
+            // Each wake-up to nothing doubles the recheck period, up to idle_recheck_limit: it
+            // is a safety net, and an idle node should cost nothing.
             const auto wait = until_timer();
-            const auto cap = config_.idle.recheck == transport::forever
-                                 ? clock::duration(milliseconds(100))
-                                 : config_.idle.recheck;
+            const auto base = config_.idle.recheck == transport::forever
+                                  ? clock::duration(milliseconds(100))
+                                  : clock::duration(config_.idle.recheck);
+            const auto doublings = static_cast<int>(std::min(idle_turns_, std::size_t{10}));
+            const auto cap =
+                std::max(base, std::min<clock::duration>(base * (1 << doublings),
+                                                         clock::duration(idle_recheck_limit)));
+            ++idle_turns_;
             const auto limit = wait ? std::min(*wait, cap) : cap;
             if (prepare_pollers_to_block()) {
-                poll_sources(0);  // a ring already has data (or room): no sleeping on it
+                // A ring already has data (or room): no sleeping on it.
+                poll_sources(clock::duration::zero());
                 return;
             }
-            poll_sources(static_cast<int>(duration_cast<milliseconds>(limit).count()));
+            ++stats_.sleeps;
+            poll_sources(limit);
             return;
         }
     }
@@ -1117,7 +1135,7 @@ void node::run() {
         } else {
             idle_turns_ = 0;
             if (epoll_fd_ >= 0) {
-                poll_fds(0);
+                poll_fds(clock::duration::zero());
             }
         }
     }

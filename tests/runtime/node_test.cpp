@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vdist/test/test_node.hpp"
@@ -654,6 +656,51 @@ TEST_P(NodeLoopTest, shouldFireTimerSetByAnFdCallbackWithoutWaitingForTheRecheck
     n.unwatch_fd(pipe_fds[0]);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
+}
+
+// A timer due in less than a millisecond bounds a blocking wait to the microsecond: before, the
+// wait's timeout was cut to whole milliseconds, 0, and the loop polled without sleeping until
+// the timer was due (a node with a short retry timer spun a core for milliseconds).
+TEST(NodeLoopBlockingTest, shouldSleepUntilATimerLessThanAMillisecondAway) {
+    node n(node_config{.name = "loop@localhost", .idle = {.mode = transport::wait_mode::block}});
+    int left = 20;
+    std::function<void()> again = [&] {
+        if (--left == 0) {
+            n.stop();
+        } else {
+            (void)n.call_after(std::chrono::microseconds(300), again);
+        }
+    };
+    (void)n.call_after(std::chrono::microseconds(300), again);
+    n.run();
+    EXPECT_EQ(left, 0);
+    // About one sleep per timer (a spurious wake-up may add one); polling added thousands.
+    EXPECT_GE(n.stats().sleeps, 19U);
+    EXPECT_LE(n.stats().sleeps, 60U);
+}
+
+// An idle node wakes up at its recheck period only as a safety net: each wake-up to nothing
+// doubles the period (up to node::idle_recheck_limit), so that hundreds of idle nodes cost
+// nothing. 400 ms idle at a 1 ms recheck: 400 wake-ups before, now about nine.
+TEST(NodeLoopBlockingTest, shouldBackOffTheRecheckOfAnIdleNode) {
+    for (const auto mode : {transport::wait_mode::spin_then_block, transport::wait_mode::block}) {
+        node n(node_config{.name = "loop@localhost",
+                           .idle = {.mode = mode, .recheck = std::chrono::milliseconds(1)}});
+        int wake_fds[2];
+        ASSERT_EQ(::pipe(wake_fds), 0);
+        n.watch_fd(wake_fds[0], [&] { n.stop(); });
+        std::thread stopper([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(400));
+            (void)::write(wake_fds[1], "x", 1);
+        });
+        n.run();
+        stopper.join();
+        EXPECT_LE(n.stats().sleeps, 40U) << transport::wait_mode_name(mode);
+        EXPECT_GE(n.stats().sleeps, 3U) << transport::wait_mode_name(mode);
+        n.unwatch_fd(wake_fds[0]);
+        ::close(wake_fds[0]);
+        ::close(wake_fds[1]);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(WaitModes, NodeLoopTest,

@@ -94,6 +94,7 @@ struct node_stats {
     std::uint64_t dropped_no_process = 0;  ///< sends to a dead pid, unknown name or alias
     std::uint64_t dropped_overflow = 0;    ///< messages refused by a full mailbox
     std::uint64_t timers_fired = 0;
+    std::uint64_t sleeps = 0;  ///< waits that blocked (spin_then_block, block), for any time
 };
 
 /// Sends and signals to processes of other nodes go through a router (the distribution layer).
@@ -436,13 +437,19 @@ class node {
     };
     std::vector<poller> pollers_;
     std::uint64_t next_poller_ = 1;
-    void poll_fds(int timeout_ms);
+    void poll_fds(clock::duration timeout);
     /// How often a non-blocking poll of the fds really asks the kernel while pollers run.
     static constexpr std::chrono::microseconds fd_poll_interval{20};
     std::chrono::steady_clock::time_point last_fd_poll_{};
     /// busy_poll: idle turns in a row after which each idle turn yields the CPU (idle_wait).
     static constexpr std::size_t busy_idle_turns_before_yield = 256;
-    std::size_t idle_turns_ = 0;  // loop iterations without work, in a row
+    /// spin_then_block, block: the longest recheck period of a node that keeps waking up to
+    /// nothing (the period doubles from wait_policy::recheck on each such wake-up).
+    static constexpr std::chrono::milliseconds idle_recheck_limit{1000};
+    /// Loop iterations without work, in a row: busy_poll yields after
+    /// busy_idle_turns_before_yield; spin_then_block spins only on the first, and the recheck
+    /// period doubles with each (idle_wait).
+    std::size_t idle_turns_ = 0;
 
     // Atoms used in signals.
     atom normal_, kill_, killed_, noproc_, noconnection_, exit_tag_, down_tag_, process_atom_;
