@@ -56,15 +56,21 @@ std::expected<domain_resources, std::string> open_domain(const discovery::domain
 /// A shell, waiting for its node, does what the node's first milliseconds would otherwise pay
 /// for on these VMs, where a page fault costs about 20 µs (measured: a fresh node's first
 /// handshake digest took 1.2 ms): one digest (OpenSSL's first use in a process writes pages
-/// still shared with the zygote), then every page of its
-/// writable memory made its own, with one madvise per mapping instead of a fault per page.
-/// Mappings above 4 MiB (a thread's stack reservation) but the heap are left alone.
-/// A shell taken before the second part skips it: a burst uses shells as fast as they come, and
-/// then the node faults in only the pages it writes, not every writable page first.
+/// still shared with the zygote), then every page of its writable memory made its own, with one
+/// madvise per mapping instead of a fault per page. Mappings above 4 MiB (a thread's stack
+/// reservation) but the heap are left alone.
+/// A shell taken already skips what is left: a burst uses shells as fast as they come, and
+/// then the node pays only for what it uses, not for every writable page first.
 void warm_up_shell(int fd) {
+    const auto taken = [fd] {
+        pollfd channel{fd, POLLIN, 0};
+        return ::poll(&channel, 1, 0) > 0;
+    };
+    if (taken()) {
+        return;
+    }
     (void)dist::handshake_digest(0, "shell");
-    pollfd channel{fd, POLLIN, 0};
-    if (::poll(&channel, 1, 0) > 0) {
+    if (taken()) {
         return;
     }
     std::ifstream maps("/proc/self/maps");

@@ -431,7 +431,8 @@ struct host_agent::impl {
         if (const auto* n = std::get_if<node_waiter>(&waiter)) {
             // The requester may connect while the node starts (its records are in the store).
             if (auto it = domains.find(n->requester); it != domains.end()) {
-                send_frame(it->second, to_term(agent_to_node{assigned_reply{n->ref, name}}, atoms));
+                send_frame(it->second,
+                           to_term(agent_to_node{assigned_reply{n->ref, name, *started}}, atoms));
             }
         }
         domains.at(*started).waiters.push_back(std::move(waiter));

@@ -210,7 +210,8 @@ void agent_link::readable() {
         } else if (auto* assigned = std::get_if<assigned_reply>(&*message)) {
             // Connecting while the child starts: by the time it is ready, the ring is offered
             // (or attached, or the handshake done), as a peer node's child connects back.
-            (void)dist_->connect(host_->a(assigned->node_name));
+            (void)dist_->connect(host_->a(assigned->node_name),
+                                 static_cast<transport::domid_t>(assigned->domid));
         } else if (auto* spawned = std::get_if<spawned_reply>(&*message)) {
             const std::uint32_t word = spawned->ref.words.empty() ? 0 : spawned->ref.words[0];
             if (auto it = pending_.find(word); it != pending_.end()) {

@@ -211,7 +211,8 @@ term to_term(const agent_to_node& message, dist::atom_table& atoms) {
             } else if constexpr (std::is_same_v<T, stats_request>) {
                 return dist::tuple{a("stats"), m.ref};
             } else if constexpr (std::is_same_v<T, assigned_reply>) {
-                return dist::tuple{a("assigned"), m.ref, a(m.node_name)};
+                return dist::tuple{a("assigned"), m.ref, a(m.node_name),
+                                   static_cast<std::int64_t>(m.domid)};
             } else if constexpr (std::is_same_v<T, spawned_reply>) {
                 return dist::tuple{a("spawned"), m.ref, a(m.node_name), m.echo};
             } else if constexpr (std::is_same_v<T, spawn_failed_reply>) {
@@ -266,13 +267,14 @@ std::expected<agent_to_node, std::error_code> agent_to_node_from(const term& t) 
         }
         return stats_request{*ref};
     }
-    if (const auto* s = tagged(t, "assigned", 3)) {
+    if (const auto* s = tagged(t, "assigned", 4)) {
         const auto* ref = s->elements[1].get_if<dist::reference>();
         const auto name = atom_text(s->elements[2]);
-        if (ref == nullptr || !name) {
+        const auto* domid = s->elements[3].get_if<std::int64_t>();
+        if (ref == nullptr || !name || domid == nullptr || !valid_domid(*domid)) {
             return fail(agent_errc::bad_field);
         }
-        return assigned_reply{*ref, std::string(*name)};
+        return assigned_reply{*ref, std::string(*name), static_cast<std::uint32_t>(*domid)};
     }
     if (const auto* s = tagged(t, "spawned", 4)) {
         const auto* ref = s->elements[1].get_if<dist::reference>();

@@ -40,6 +40,8 @@ void set_nodelay(int fd) {
 
 // Output buffer capacity a connection keeps between bursts.
 constexpr std::size_t retained_output_capacity = std::size_t{4} << 20;
+/// From a ring connection's set-up to the withdrawal of its offer (connection_up).
+constexpr std::chrono::milliseconds offer_withdrawal_delay{20};
 
 [[nodiscard]] std::string errno_text(int error) {
     return std::error_code(error, std::generic_category()).message();
@@ -181,6 +183,7 @@ struct distribution::connection {
     dist::ticker ticker;
     std::uint64_t tick_timer = 0;
     std::uint64_t setup_timer = 0;
+    std::uint64_t withdrawal_timer = 0;  // our taken ring offer's withdrawal (connection_up)
     std::uint64_t next_unlink_id = 1;
     connection_stats stats;
 };
@@ -209,6 +212,7 @@ struct distribution::state {
     struct pending_offer {
         ring_offer offer;
         clock::time_point deadline;
+        int answer_fd = -1;  // the rendezvous socket watched for the offerer's answer
     };
     std::vector<pending_offer> offers;  // offered to us, not attached yet
     bool offer_retry_scheduled = false;
@@ -330,6 +334,11 @@ distribution::~distribution() {
     for (connection* c : all) {
         close_connection(*c, "node stopping", false);
     }
+    for (const auto& p : s.offers) {
+        if (p.answer_fd >= 0) {
+            host_->unwatch_fd(p.answer_fd);
+        }
+    }
     if (s.poller != 0) {
         host_->remove_poller(s.poller);
         if (const int offers = config_.directory->native_handle(); offers >= 0) {
@@ -377,7 +386,8 @@ distribution::connection* distribution::find_connection(atom peer) const {
     return found == state_->by_node.end() ? nullptr : found->second;
 }
 
-distribution::connection* distribution::ensure_connection(atom peer) {
+distribution::connection* distribution::ensure_connection(
+    atom peer, std::optional<transport::domid_t> domain) {
     if (connection* existing = find_connection(peer)) {
         return existing;
     }
@@ -389,7 +399,7 @@ distribution::connection* distribution::ensure_connection(atom peer) {
         return nullptr;
     }
     if (state_->poller != 0) {
-        if (const auto domid = config_.directory->locate(peer.text())) {
+        if (const auto domid = domain ? domain : config_.directory->locate(peer.text())) {
             if (connection* c = start_ring_connection(peer, *domid)) {
                 return c;
             }
@@ -574,7 +584,10 @@ void distribution::attach_pending_offers() {
     const auto pending = std::move(s.offers);
     s.offers.clear();
     const std::string self(host_->name().text());
-    for (const auto& p : pending) {
+    for (auto p : pending) {
+        if (p.answer_fd >= 0) {
+            host_->unwatch_fd(std::exchange(p.answer_fd, -1));  // the lookup takes it over
+        }
         const auto from = p.offer.from;
         // Our own ring to the same domain, if we are connecting to it too.
         connection* own = nullptr;
@@ -602,7 +615,13 @@ void distribution::attach_pending_offers() {
                                             config_.ring_attach_timeout);
         if (!ring) {
             if (ring.error() == transport::errc::timed_out && host_->time().now() < p.deadline) {
-                later.push_back(p);  // its node is busy (maybe attaching to ours): again soon
+                // Its node has not answered yet (busy, maybe attaching to ours): again when the
+                // answer comes in, or at the next retry.
+                p.answer_fd = config_.ring_backend->directory().pending_lookup(address);
+                if (p.answer_fd >= 0) {
+                    host_->watch_fd(p.answer_fd, [this] { attach_pending_offers(); });
+                }
+                later.push_back(p);
             } else {
                 log("distribution: cannot attach to the ring offered by domain " +
                     std::to_string(from) + ": " + ring.error().message());
@@ -788,9 +807,9 @@ bool distribution::handle_handshake_bytes(connection& c, std::span<const std::by
                 return false;
             }
             case dist::handshake_state::done:
+                // The acceptor's last message leaves before the connection's own set-up.
                 queue_bytes(c, c.handshake->take_output());
-                connection_up(c);
-                if (!flush(c)) {
+                if (!flush(c) || !connection_up(c)) {
                     return false;
                 }
                 if (!bytes.empty()) {
@@ -869,7 +888,7 @@ dist::handshake_status distribution::decide_status(connection& c) {
     return dist::handshake_status::nok;
 }
 
-void distribution::connection_up(connection& c) {
+bool distribution::connection_up(connection& c) {
     const auto& result = c.handshake->result();
     c.peer = host_->a(result.peer_node);
     c.flags = result.flags;
@@ -889,18 +908,29 @@ void distribution::connection_up(connection& c) {
         host_->node_down(c.peer);
     }
     state_->by_node[name] = &c;
-    log("distribution: connection " + std::string(c.initiated ? "to " : "from ") + name + " up (" +
-        (c.peer_hidden ? "hidden" : "visible") + " peer, creation " +
-        std::to_string(result.peer_creation) + ")");
     while (!c.pending.empty()) {
         auto message = std::move(c.pending.front());
         c.pending.pop_front();
         write_message(c, message);
     }
-    // Our ring offer, taken: withdrawn now, after what waited for the connection left (a
-    // store round trip).
-    withdraw_offer(c);
+    // What waited for the connection leaves first.
+    if (!flush(c)) {
+        return false;  // closed (and its offer withdrawn)
+    }
+    log("distribution: connection " + std::string(c.initiated ? "to " : "from ") + name + " up (" +
+        (c.peer_hidden ? "hidden" : "visible") + " peer, creation " +
+        std::to_string(result.peer_creation) + ")");
+    // Our ring offer, taken, is withdrawn a little later: the withdrawal blocks this loop for a
+    // store round trip, which the first answers must not wait behind.
+    if (c.ring != nullptr && c.ring->offer_open) {
+        c.withdrawal_timer = host_->call_after(offer_withdrawal_delay, [this, fd = c.fd] {
+            connection& later = *state_->by_fd.at(fd);  // closing it cancels this timer
+            later.withdrawal_timer = 0;
+            withdraw_offer(later);
+        });
+    }
     start_ticking(c.fd);
+    return true;
 }
 
 void distribution::start_ticking(int fd) {
@@ -1010,6 +1040,9 @@ void distribution::close_connection(connection& c, const std::string& why, bool 
     const atom peer = c.peer;
     const bool was_up = c.up;
     const bool registered = !peer.text().empty() && find_connection(peer) == &c;
+    if (c.withdrawal_timer != 0) {
+        host_->cancel_callback(c.withdrawal_timer);
+    }
     if (c.tick_timer != 0) {
         host_->cancel_callback(c.tick_timer);
     }
@@ -1238,8 +1271,8 @@ void distribution::spawn_request(connection& c, dist::spawn_request_message requ
 
 // -- queries --------------------------------------------------------------------------------------
 
-bool distribution::connect(atom peer) {
-    return ensure_connection(peer) != nullptr;
+bool distribution::connect(atom peer, std::optional<transport::domid_t> domain) {
+    return ensure_connection(peer, domain) != nullptr;
 }
 
 bool distribution::disconnect(atom peer) {

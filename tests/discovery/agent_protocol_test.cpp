@@ -122,7 +122,7 @@ TEST(AgentProtocolTest, shouldRoundTripDomainMessageAndRefuseItWhenAFieldIsMissi
 TEST(AgentProtocolTest, shouldRoundTripAssignedReplyWhenTheAgentNamesTheChild) {
     dist::atom_table atoms;
     const dist::reference ref{atoms.intern("n1@h").value(), 0, {4, 0, 0}};
-    auto bytes = frame(to_term(agent_to_node{assigned_reply{ref, "n2-h@localhost"}}, atoms));
+    auto bytes = frame(to_term(agent_to_node{assigned_reply{ref, "n2-h@localhost", 2}}, atoms));
     ASSERT_TRUE(bytes);
     auto got = read_one(atoms, *bytes);
     ASSERT_TRUE(got && *got);
@@ -131,8 +131,13 @@ TEST(AgentProtocolTest, shouldRoundTripAssignedReplyWhenTheAgentNamesTheChild) {
     const auto& back = std::get<assigned_reply>(*message);
     EXPECT_EQ(back.ref, ref);
     EXPECT_EQ(back.node_name, "n2-h@localhost");
-    const dist::term no_name = dist::tuple{atoms.intern("assigned").value(), ref, 7};
+    EXPECT_EQ(back.domid, 2U);
+    const auto assigned = atoms.intern("assigned").value();
+    const auto name = atoms.intern("n2-h@localhost").value();
+    const dist::term no_name = dist::tuple{assigned, ref, 7, 2};
     EXPECT_EQ(agent_to_node_from(no_name).error(), make_error_code(agent_errc::bad_field));
+    const dist::term no_domain = dist::tuple{assigned, ref, name, 0};
+    EXPECT_EQ(agent_to_node_from(no_domain).error(), make_error_code(agent_errc::bad_field));
 }
 
 TEST(AgentProtocolTest, shouldRefuseUnknownMessagesWhenDecoding) {

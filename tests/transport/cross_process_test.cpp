@@ -2,6 +2,7 @@
 // domid 1); tests/transport/ring_peer.cpp, started with fork + exec, is the client (domid 2).
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -200,6 +201,40 @@ TEST_P(CrossProcessTest, shouldReturnFullAndLoseNothingWhenReaderIsSlow) {
     }
     EXPECT_GT(full_seen, 0u);
     EXPECT_EQ(peer_->output(30s), std::to_string(pattern_checksum(total)) + "\n");
+}
+
+// A client that looks up without blocking (timeout 0, as a node's loop does) before the server
+// has answered gets timed_out and the socket to wait on: readable once the server's loop has
+// answered, after which the next lookup takes the answer at once.
+TEST(HostRendezvousTest, shouldGiveATimedOutLookupsSocketToWaitOnForTheServersAnswer) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "vdist-rdv-XXXXXX");
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    const std::filesystem::path run_dir = pattern;
+    {
+        auto server_domain = host_backend::create(1, run_dir);
+        auto client_domain = host_backend::create(2, run_dir);
+        ASSERT_TRUE(server_domain && client_domain);
+        const vchan_address address{1, 2, "answer"};
+        auto server = vchan_server(*server_domain, address, ring_orders::for_sizes(4096, 4096), {});
+        ASSERT_TRUE(server) << server.error().message();
+        auto& rendezvous = client_domain->directory();
+        EXPECT_EQ(rendezvous.pending_lookup(address), -1) << "nothing looked up yet";
+
+        const auto early = rendezvous.lookup(address, 0ns);
+        ASSERT_FALSE(early);
+        EXPECT_EQ(early.error(), errc::timed_out);
+        const int answer = rendezvous.pending_lookup(address);
+        ASSERT_GE(answer, 0);
+        pollfd wait{answer, POLLIN, 0};
+        EXPECT_EQ(::poll(&wait, 1, 0), 0) << "readable before the server answered";
+
+        (void)server->consume_notification();  // the server's loop: accept, answer
+        EXPECT_EQ(::poll(&wait, 1, 10'000), 1) << "the server's answer did not wake the socket";
+        const auto answered = rendezvous.lookup(address, 0ns);
+        EXPECT_TRUE(answered) << answered.error().message();
+        EXPECT_EQ(rendezvous.pending_lookup(address), -1) << "the lookup took its socket back";
+    }
+    std::filesystem::remove_all(run_dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(WaitModes, CrossProcessTest,

@@ -628,6 +628,11 @@ result<vchan_offer> host_rendezvous::lookup(const vchan_address& address,
     return offer;
 }
 
+int host_rendezvous::pending_lookup(const vchan_address& address) const {
+    const auto found = domain_->lookups.find(socket_path(domain_->run_dir, address).string());
+    return found == domain_->lookups.end() ? -1 : found->second.get();
+}
+
 // --- backend ------------------------------------------------------------------------------------
 
 host_backend::host_backend(std::shared_ptr<internal::host_domain> domain)

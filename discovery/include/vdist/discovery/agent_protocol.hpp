@@ -24,8 +24,9 @@
 ///     │<── {stats, Ref, [{Peer, Carrier, MsgsIn, MsgsOut, ──│ Carrier: tcp | ring
 ///     │                   BytesIn, BytesOut}]}              │
 ///     │<── {spawn, Ref, Opts}                             ───│ on demand: a child node, please
-///     │── {assigned, Ref, NodeName}                      ──>│ (Opts: #{restart => Atom}) its
-///     │                                                     │ name, while it starts: connect
+///     │── {assigned, Ref, NodeName, Domid}               ──>│ (Opts: #{restart => Atom}) its
+///     │                                                     │ name and domain, while it
+///     │                                                     │ starts: connect
 ///     │── {spawned, Ref, NodeName, Pid}                  ──>│ it is ready
 ///     │   | {spawn_failed, Ref, Reason}                     │
 ///     │── stop                                           ──>│ the node stops cleanly, exits 0
@@ -119,10 +120,12 @@ struct spawned_reply {
     dist::pid echo;
 };
 /// agent → node: the child has a domain and a name (its store records are written) and is
-/// starting: the requester may start connecting to it now (ready or not, a ring offer waits).
+/// starting: the requester may start connecting to it now (ready or not, a ring offer waits),
+/// to the domain named here (no store lookup on the way).
 struct assigned_reply {
     dist::reference ref;
     std::string node_name;
+    std::uint32_t domid = 0;
 };
 /// agent → node.
 struct spawn_failed_reply {

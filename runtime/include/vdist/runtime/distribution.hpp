@@ -164,8 +164,10 @@ class distribution final : public remote_router {
     [[nodiscard]] std::uint32_t creation() const noexcept { return host_->creation(); }
 
     /// net_kernel:connect_node/1 without waiting: starts setting up a connection if there is
-    /// none. False if it cannot even start (unknown in EPMD, unreachable).
-    bool connect(atom peer);
+    /// none. False if it cannot even start (unknown in EPMD, unreachable). `domain`: the peer's
+    /// domid on this host when the caller knows it (the toolstack said so), instead of the
+    /// directory's answer.
+    bool connect(atom peer, std::optional<transport::domid_t> domain = std::nullopt);
     /// Ends the connection to `peer` (disconnect_node/1); its links and monitors fire
     /// `noconnection`. False if there was none.
     bool disconnect(atom peer);
@@ -205,7 +207,8 @@ class distribution final : public remote_router {
     [[nodiscard]] dist::handshake_config handshake_config();
     [[nodiscard]] connection* find_connection(atom peer) const;
     /// The connection to `peer`, set up now if there is none; null if that cannot start.
-    connection* ensure_connection(atom peer);
+    connection* ensure_connection(atom peer,
+                                  std::optional<transport::domid_t> domain = std::nullopt);
     connection& add_connection(std::unique_ptr<byte_carrier> io, atom peer, bool initiated);
     [[nodiscard]] connection* start_ring_connection(atom peer, transport::domid_t domid);
     void offers_ready();
@@ -221,7 +224,8 @@ class distribution final : public remote_router {
     bool handle_handshake_bytes(connection& c, std::span<const std::byte> bytes);
     [[nodiscard]] dist::handshake_status decide_status(connection& c);
     void await_peer(connection& c);
-    void connection_up(connection& c);
+    /// False if `c` closed meanwhile (it is gone then).
+    [[nodiscard]] bool connection_up(connection& c);
     void start_ticking(int fd);
     bool handle_packets(connection& c);
     void queue_bytes(connection& c, std::vector<std::byte> bytes);

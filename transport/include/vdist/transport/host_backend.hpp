@@ -159,6 +159,10 @@ class host_rendezvous {
     /// without blocking: call again until it answers (the server answers from its own loop).
     [[nodiscard]] result<vchan_offer> lookup(const vchan_address& address,
                                              std::chrono::nanoseconds timeout);
+    /// The socket of a lookup of `address` kept by a timeout, or -1: it turns readable when the
+    /// server answers, so a caller's loop can wait for it instead of calling again blindly.
+    /// Owned here; it changes hands at the next lookup of the address.
+    [[nodiscard]] int pending_lookup(const vchan_address& address) const;
 
     /// The socket path of a vchan address under `run_dir`.
     [[nodiscard]] static std::filesystem::path socket_path(const std::filesystem::path& run_dir,
