@@ -766,6 +766,12 @@ struct host_agent::impl {
     }
 
     void start_listing(int fd) {
+        // A domain forked a moment ago has its pid in the zygote's answer, maybe unread yet: read
+        // it, so that the listing shows every process (a shell made just now included).
+        const auto deadline = steady::now() + std::chrono::seconds(1);
+        while (!forking.empty() && !zygote_lost && steady::now() < deadline) {
+            take_zygote_events(std::chrono::milliseconds(50));
+        }
         listing l;
         l.fd = fd;
         l.ref_word = next_ref;

@@ -119,10 +119,12 @@ class HostAgentTest : public ::testing::Test {
         auto answer = control_request(dir_, "ls");
         for (const auto& line : answer ? *answer : std::vector<std::string>{}) {
             const auto w = words_of(line);
-            if (w.size() == 7 && w[0] == "node" && w[3] != "0") {
-                pids.push_back(static_cast<pid_t>(std::stol(w[3])));
-            } else if (w.size() == 3 && w[0] == "shell") {
-                pids.push_back(static_cast<pid_t>(std::stol(w[2])));  // shells go too
+            const pid_t pid = w.size() == 7 && w[0] == "node"    ? std::stoi(w[3])
+                              : w.size() == 3 && w[0] == "shell" ? std::stoi(w[2])  // shells go too
+                                                                 : 0;
+            EXPECT_GE(pid, 0) << "a listed process the agent does not know: " << line;
+            if (pid > 0) {
+                pids.push_back(pid);
             }
         }
         return pids;
