@@ -68,17 +68,28 @@ class HostAgentTest : public ::testing::Test {
             << "the agent did not create its control socket";
     }
 
-    void TearDown() override {
+    void TearDown() override { stop_agent(); }
+
+    /// Stops the agent with SIGTERM; none of its node processes may survive it. Its directory
+    /// goes too.
+    void stop_agent() {
         const auto nodes = ls_pids();
         if (agent_) {
             agent_->kill(SIGTERM);
             EXPECT_TRUE(agent_->wait(10s)) << "the agent did not stop on SIGTERM";
+            agent_.reset();
         }
         for (const pid_t pid : nodes) {
             EXPECT_TRUE(test::eventually([&] { return process_gone(pid); }, 5s))
                 << "node process " << pid << " survived its agent";
         }
         std::filesystem::remove_all(dir_);
+    }
+
+    /// The fixture's agent, stopped, and a new one with `extra` options.
+    void restart_agent(std::vector<std::string> extra) {
+        stop_agent();
+        start_agent(std::move(extra));
     }
 
     std::vector<std::string> request(const std::string& line) {
@@ -237,9 +248,7 @@ TEST_F(HostAgentTest, shouldStopCleanlyAndNotRestartWhenKilledWithoutSignal) {
 }
 
 TEST_F(HostAgentTest, shouldGiveUpWhenRestartIntensityIsExceeded) {
-    agent_->kill(SIGTERM);
-    ASSERT_TRUE(agent_->wait(10s));
-    start_agent({"--max-restarts", "2", "--period", "60"});
+    restart_agent({"--max-restarts", "2", "--period", "60"});
     ASSERT_NE(spawn("flaky", "permanent").domid, 0u);
     for (int kill = 0; kill < 3; ++kill) {
         const auto before = ls().at("flaky@localhost");
@@ -275,9 +284,7 @@ TEST_F(HostAgentTest, shouldLeaveNoChildKeyOrSocketWhenAgentIsStopped) {
 }
 
 TEST_F(HostAgentTest, shouldSpawnAndStopNodesWhenTheyAreExecutedRatherThanForked) {
-    agent_->kill(SIGTERM);
-    ASSERT_TRUE(agent_->wait(10s));
-    start_agent({"--exec"});
+    restart_agent({"--exec"});
     const auto node = spawn("-", "permanent");
     ASSERT_NE(node.domid, 0u);
     EXPECT_EQ(ls().at(node.name).state, "running");
