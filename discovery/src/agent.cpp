@@ -254,17 +254,24 @@ struct host_agent::impl {
     /// ago may connect before the zygote's answer was read: then it is read now.
     [[nodiscard]] std::optional<store_domid> domid_of(pid_t pid) {
         const auto deadline = steady::now() + std::chrono::milliseconds(200);
-        for (;;) {
+        do {
             for (const auto& [domid, d] : domains) {
                 if (d.os_pid == pid) {
                     return domid;
                 }
             }
-            if (forking.empty() || steady::now() >= deadline) {
-                return std::nullopt;
-            }
-            take_zygote_events(std::chrono::milliseconds(50));
+        } while (await_fork_answers(deadline));
+        return std::nullopt;
+    }
+
+    /// Reads the zygote's answers when forks are waiting for theirs (pids not known yet), until
+    /// `deadline`; false when there is nothing more to wait for.
+    bool await_fork_answers(steady::time_point deadline) {
+        if (forking.empty() || zygote_lost || steady::now() >= deadline) {
+            return false;
         }
+        take_zygote_events(std::chrono::milliseconds(50));
+        return true;
     }
 
     /// A domain shell kept ready (the lowest domid), if any.
@@ -769,8 +776,7 @@ struct host_agent::impl {
         // A domain forked a moment ago has its pid in the zygote's answer, maybe unread yet: read
         // it, so that the listing shows every process (a shell made just now included).
         const auto deadline = steady::now() + std::chrono::seconds(1);
-        while (!forking.empty() && !zygote_lost && steady::now() < deadline) {
-            take_zygote_events(std::chrono::milliseconds(50));
+        while (await_fork_answers(deadline)) {
         }
         listing l;
         l.fd = fd;
