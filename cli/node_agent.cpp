@@ -16,7 +16,6 @@
 #include "vdist/discovery/agent_link.hpp"
 #include "vdist/discovery/store_client.hpp"
 #include "vdist/discovery/store_ring_directory.hpp"
-#include "vdist/dist/handshake.hpp"
 #include "vdist/runtime/distribution.hpp"
 #include "vdist/runtime/node.hpp"
 #include "vdist/runtime/node_services.hpp"
@@ -54,24 +53,15 @@ std::expected<domain_resources, std::string> open_domain(const discovery::domain
 }
 
 /// A shell, waiting for its node, does what the node's first milliseconds would otherwise pay
-/// for on these VMs, where a page fault costs about 20 µs (measured: a fresh node's first
-/// handshake digest took 1.2 ms): one digest (OpenSSL's first use in a process writes pages
-/// still shared with the zygote), then every page of its writable memory made its own, with one
-/// madvise per mapping instead of a fault per page. Mappings above 4 MiB (a thread's stack
-/// reservation) but the heap are left alone.
-/// A shell taken already skips what is left: a burst uses shells as fast as they come, and
-/// then the node pays only for what it uses, not for every writable page first.
+/// for on these VMs, where a page fault costs about 20 µs: every page of its writable memory
+/// made its own, with one madvise per mapping instead of a fault per page. Mappings above
+/// 4 MiB (a thread's stack reservation) but the heap are left alone.
+/// A shell taken already skips it: a burst uses shells as fast as they come, and then the node
+/// pays only for what it uses, not for every writable page first.
 void warm_up_shell(int fd) {
-    const auto taken = [fd] {
-        pollfd channel{fd, POLLIN, 0};
-        return ::poll(&channel, 1, 0) > 0;
-    };
-    if (taken()) {
-        return;
-    }
-    (void)dist::handshake_digest(0, "shell");
-    if (taken()) {
-        return;
+    pollfd channel{fd, POLLIN, 0};
+    if (::poll(&channel, 1, 0) > 0) {
+        return;  // taken
     }
     std::ifstream maps("/proc/self/maps");
     for (std::string line; std::getline(maps, line);) {

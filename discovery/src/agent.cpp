@@ -20,7 +20,6 @@
 #include "vdist/discovery/agent_control.hpp"
 #include "vdist/discovery/agent_protocol.hpp"
 #include "vdist/discovery/store_ring_directory.hpp"
-#include "vdist/dist/handshake.hpp"
 #include "zygote.hpp"
 
 namespace vdist::discovery {
@@ -1028,10 +1027,6 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
     if (config.host_name.empty()) {
         config.host_name = "agent" + std::to_string(::getpid());
     }
-    // What the agent initialises before it forks the zygote, no node pays for.
-    // OpenSSL loads its configuration on the first digest (openssl.cnf, a few ms): measured,
-    // a forked node's first handshake waited 4.4 ms on it.
-    (void)dist::handshake_digest(0, "zygote");
     std::error_code error;
     std::filesystem::create_directories(config.dir / "run", error);
     if (error) {

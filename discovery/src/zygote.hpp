@@ -8,7 +8,8 @@
 ///
 /// The zygote is the domains' parent: it reaps them and reports each exit (wait status) to
 /// the agent, in order with the pids it reports. Its death kills them (PR_SET_PDEATHSIG), and
-/// the agent's death kills it.
+/// the agent's death kills it. Before its first fork it moves the program's code to huge pages
+/// (when vdist is linked for it), which each domain then inherits.
 
 #include <sys/types.h>
 

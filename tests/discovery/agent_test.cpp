@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -188,6 +190,56 @@ TEST_F(HostAgentTest, shouldStartANodeInADomainShellMadeAheadAndMakeAnotherOne) 
         const auto now = test::shells_in(request("ls"));
         return now.size() == 2 && !now.contains(node.domid);
     })) << "the shell taken was not replaced";
+}
+
+/// A process's executable mappings: (path or "" for anonymous, size in KiB, AnonHugePages).
+struct code_mapping {
+    std::string path;
+    std::uint64_t kib = 0;
+    std::uint64_t huge_kib = 0;
+};
+
+std::vector<code_mapping> code_mappings(pid_t pid) {
+    std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+    std::vector<code_mapping> found;
+    bool code = false;
+    for (std::string line; std::getline(smaps, line);) {
+        const auto w = words_of(line);
+        if (w.size() >= 5 && w[0].find('-') != std::string::npos && w[1].size() == 4) {
+            code = w[1] == "r-xp";
+            if (code) {
+                found.push_back({w.size() > 5 ? w[5] : "", 0, 0});
+            }
+        } else if (code && w.size() == 3 && w[0] == "Size:") {
+            found.back().kib = std::stoull(w[1]);
+        } else if (code && w.size() == 3 && w[0] == "AnonHugePages:") {
+            found.back().huge_kib = std::stoull(w[1]);
+        }
+    }
+    return found;
+}
+
+TEST_F(HostAgentTest, shouldRunItsNodesOnTheProgramsCodeMovedToHugePages) {
+#if VDIST_SANITIZED
+    GTEST_SKIP() << "a sanitized vdist is not linked for it (cli/CMakeLists.txt)";
+#endif
+    const auto node = spawn("-", "temporary");
+    ASSERT_GT(node.pid, 0);
+    const auto program = std::filesystem::canonical(VDIST_BINARY).string();
+    const auto mappings = code_mappings(node.pid);
+    ASSERT_FALSE(mappings.empty()) << "no code mapped in node process " << node.pid;
+    for (const auto& m : mappings) {
+        EXPECT_NE(m.path, program) << "part of vdist's code is still the file's mapping";
+    }
+    const auto moved = std::ranges::find_if(
+        mappings, [](const code_mapping& m) { return m.path.empty() && m.kib >= 2048; });
+    ASSERT_NE(moved, mappings.end()) << "no anonymous code mapping of 2 MiB or more";
+    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string modes;
+    std::getline(thp, modes);
+    if (!modes.empty() && modes.find("[never]") == std::string::npos) {
+        EXPECT_GE(moved->huge_kib, 2048u) << "the moved code is not on huge pages";
+    }
 }
 
 TEST_F(HostAgentTest, shouldListEveryNodeWithItsDomidWhenThreeAreSpawned) {
