@@ -6,13 +6,18 @@ extern "C" {
 }
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
+
+#include "store_direct.hpp"
 
 namespace vdist::discovery {
 
 struct store_client::handle {
-    xs_handle* xs = nullptr;
+    xs_handle* xs = nullptr;                         // libxenstore
+    std::unique_ptr<internal::store_direct> direct;  // or the wire protocol itself
     ~handle() {
         if (xs != nullptr) {
             xs_close(xs);
@@ -29,6 +34,46 @@ std::error_code last_error() {
 /// libxenstore wants NUL-terminated strings.
 std::string terminated(std::string_view text) {
     return std::string(text);
+}
+
+/// The wire's "path\0" and "path\0token\0" payloads.
+std::string strings(std::initializer_list<std::string_view> parts) {
+    std::string out;
+    for (const auto part : parts) {
+        out.append(part);
+        out.push_back('\0');
+    }
+    return out;
+}
+
+/// A reply that carries nothing but "OK".
+std::expected<void, std::error_code> done(
+    const std::expected<std::string, std::error_code>& reply) {
+    if (!reply) {
+        return std::unexpected(reply.error());
+    }
+    return {};
+}
+
+/// A permission as the wire writes it: its letter, then the domid ("r5").
+std::string perm_text(const permission& p) {
+    return static_cast<char>(p.rights) + std::to_string(p.domain);
+}
+
+std::optional<permission> perm_from_text(std::string_view text) {
+    if (text.size() < 2 || std::string_view("nrwb").find(text[0]) == std::string_view::npos) {
+        return std::nullopt;
+    }
+    store_domid domain = 0;
+    const auto [end, ec] = std::from_chars(text.data() + 1, text.data() + text.size(), domain);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return permission{domain, static_cast<access>(text[0])};
+}
+
+std::error_code malformed_reply() {
+    return {EIO, std::generic_category()};
 }
 
 }  // namespace
@@ -48,8 +93,17 @@ std::expected<store_client, std::error_code> store_client::open() {
     return store_client(std::move(h));
 }
 
-std::expected<store_client, std::error_code> store_client::open(
-    const std::filesystem::path& socket) {
+std::expected<store_client, std::error_code> store_client::open(const std::filesystem::path& socket,
+                                                                store_way way) {
+    if (way == store_way::direct) {
+        auto direct = internal::store_direct::connect(socket);
+        if (!direct) {
+            return std::unexpected(direct.error());
+        }
+        auto h = std::make_unique<handle>();
+        h->direct = std::move(*direct);
+        return store_client(std::move(h));
+    }
     // libxenstore reads XENSTORED_PATH in xs_open() (xs_daemon_socket(), then xs_domain_dev()),
     // and connects as a Unix socket when the path is one.
     if (::setenv("XENSTORED_PATH", socket.c_str(), 1) != 0) {
@@ -60,6 +114,9 @@ std::expected<store_client, std::error_code> store_client::open(
 
 std::expected<std::string, std::error_code> store_client::read(std::string_view path,
                                                                transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        return direct->request(xs::XS_READ, tx, strings({path}));
+    }
     unsigned int length = 0;
     errno = 0;
     void* value = xs_read(handle_->xs, tx, terminated(path).c_str(), &length);
@@ -74,6 +131,9 @@ std::expected<std::string, std::error_code> store_client::read(std::string_view 
 std::expected<void, std::error_code> store_client::write(std::string_view path,
                                                          std::string_view value,
                                                          transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_WRITE, tx, strings({path}) + std::string(value)));
+    }
     errno = 0;
     if (!xs_write(handle_->xs, tx, terminated(path).c_str(), value.data(),
                   static_cast<unsigned int>(value.size()))) {
@@ -83,6 +143,9 @@ std::expected<void, std::error_code> store_client::write(std::string_view path,
 }
 
 std::expected<void, std::error_code> store_client::mkdir(std::string_view path, transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_MKDIR, tx, strings({path})));
+    }
     errno = 0;
     if (!xs_mkdir(handle_->xs, tx, terminated(path).c_str())) {
         return std::unexpected(last_error());
@@ -91,6 +154,9 @@ std::expected<void, std::error_code> store_client::mkdir(std::string_view path, 
 }
 
 std::expected<void, std::error_code> store_client::rm(std::string_view path, transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_RM, tx, strings({path})));
+    }
     errno = 0;
     if (!xs_rm(handle_->xs, tx, terminated(path).c_str())) {
         return std::unexpected(last_error());
@@ -100,6 +166,20 @@ std::expected<void, std::error_code> store_client::rm(std::string_view path, tra
 
 std::expected<std::vector<std::string>, std::error_code> store_client::directory(
     std::string_view path, transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        auto reply = direct->request(xs::XS_DIRECTORY, tx, strings({path}));
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        if (reply->empty()) {
+            return std::vector<std::string>{};
+        }
+        const auto names = xs::split_strings(*reply);
+        if (!names) {
+            return std::unexpected(malformed_reply());
+        }
+        return std::vector<std::string>(names->begin(), names->end());
+    }
     unsigned int count = 0;
     errno = 0;
     char** names = xs_directory(handle_->xs, tx, terminated(path).c_str(), &count);
@@ -113,6 +193,25 @@ std::expected<std::vector<std::string>, std::error_code> store_client::directory
 
 std::expected<std::vector<permission>, std::error_code> store_client::get_permissions(
     std::string_view path, transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        auto reply = direct->request(xs::XS_GET_PERMS, tx, strings({path}));
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        const auto texts = xs::split_strings(*reply);
+        if (!texts) {
+            return std::unexpected(malformed_reply());
+        }
+        std::vector<permission> out;
+        for (const auto text : *texts) {
+            const auto p = perm_from_text(text);
+            if (!p) {
+                return std::unexpected(malformed_reply());
+            }
+            out.push_back(*p);
+        }
+        return out;
+    }
     unsigned int count = 0;
     errno = 0;
     xs_permissions* list = xs_get_permissions(handle_->xs, tx, terminated(path).c_str(), &count);
@@ -138,6 +237,13 @@ std::expected<std::vector<permission>, std::error_code> store_client::get_permis
 
 std::expected<void, std::error_code> store_client::set_permissions(
     std::string_view path, const std::vector<permission>& permissions, transaction_id tx) {
+    if (auto* direct = handle_->direct.get()) {
+        std::string payload = strings({path});
+        for (const auto& entry : permissions) {
+            payload += strings({perm_text(entry)});
+        }
+        return done(direct->request(xs::XS_SET_PERMS, tx, payload));
+    }
     std::vector<xs_permissions> list;
     for (const auto& entry : permissions) {
         unsigned int bits = XS_PERM_NONE;
@@ -165,6 +271,19 @@ std::expected<void, std::error_code> store_client::set_permissions(
 }
 
 std::expected<transaction_id, std::error_code> store_client::transaction_start() {
+    if (auto* direct = handle_->direct.get()) {
+        auto reply = direct->request(xs::XS_TRANSACTION_START, 0, strings({""}));
+        if (!reply) {
+            return std::unexpected(reply.error());
+        }
+        const std::string_view text(reply->c_str());
+        transaction_id tx = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), tx);
+        if (ec != std::errc() || end != text.data() + text.size() || tx == 0) {
+            return std::unexpected(malformed_reply());
+        }
+        return tx;
+    }
     errno = 0;
     const xs_transaction_t tx = xs_transaction_start(handle_->xs);
     if (tx == XBT_NULL) {
@@ -174,6 +293,9 @@ std::expected<transaction_id, std::error_code> store_client::transaction_start()
 }
 
 std::expected<void, std::error_code> store_client::transaction_end(transaction_id tx, bool abort) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_TRANSACTION_END, tx, strings({abort ? "F" : "T"})));
+    }
     errno = 0;
     if (!xs_transaction_end(handle_->xs, tx, abort)) {
         return std::unexpected(last_error());
@@ -207,6 +329,9 @@ std::expected<void, std::error_code> store_client::transact(
 
 std::expected<void, std::error_code> store_client::watch(std::string_view path,
                                                          std::string_view token) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_WATCH, 0, strings({path, token})));
+    }
     errno = 0;
     if (!xs_watch(handle_->xs, terminated(path).c_str(), terminated(token).c_str())) {
         return std::unexpected(last_error());
@@ -216,6 +341,9 @@ std::expected<void, std::error_code> store_client::watch(std::string_view path,
 
 std::expected<void, std::error_code> store_client::unwatch(std::string_view path,
                                                            std::string_view token) {
+    if (auto* direct = handle_->direct.get()) {
+        return done(direct->request(xs::XS_UNWATCH, 0, strings({path, token})));
+    }
     errno = 0;
     if (!xs_unwatch(handle_->xs, terminated(path).c_str(), terminated(token).c_str())) {
         return std::unexpected(last_error());
@@ -224,10 +352,16 @@ std::expected<void, std::error_code> store_client::unwatch(std::string_view path
 }
 
 int store_client::fileno() const {
+    if (const auto* direct = handle_->direct.get()) {
+        return direct->fileno();
+    }
     return xs_fileno(handle_->xs);
 }
 
 std::optional<watch_event> store_client::next_event() {
+    if (auto* direct = handle_->direct.get()) {
+        return direct->next_event();
+    }
     char** event = xs_check_watch(handle_->xs);
     if (event == nullptr) {
         return std::nullopt;

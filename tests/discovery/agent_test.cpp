@@ -192,6 +192,20 @@ TEST_F(HostAgentTest, shouldStartANodeInADomainShellMadeAheadAndMakeAnotherOne) 
     })) << "the shell taken was not replaced";
 }
 
+TEST_F(HostAgentTest, shouldRunEachNodeAsASingleThreadedProcess) {
+    // Its store connection watches its inbox without a thread of libxenstore's (store_way).
+    const auto node = spawn("-", "temporary");
+    ASSERT_GT(node.pid, 0);
+    std::ifstream status("/proc/" + std::to_string(node.pid) + "/status");
+    std::string threads;
+    for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("Threads:")) {
+            threads = words_of(line).back();
+        }
+    }
+    EXPECT_EQ(threads, "1") << "node process " << node.pid;
+}
+
 /// A process's executable mappings: (path or "" for anonymous, size in KiB, AnonHugePages).
 struct code_mapping {
     std::string path;

@@ -3,6 +3,7 @@
 // on every reply, so the server must run concurrently). Every use of the server from the test
 // thread goes through with_server(), under the same lock as the polling thread.
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,6 +24,11 @@
 #include "vdist/test/eventually.hpp"
 
 namespace vdist::discovery::test {
+
+/// A parameterized test's name suffix for the client's way.
+inline std::string way_name(const testing::TestParamInfo<store_way>& param) {
+    return param.param == store_way::direct ? "direct" : "libxenstore";
+}
 
 class served_store {
   public:
@@ -67,10 +73,11 @@ class served_store {
     }
 
     /// A libxenstore client identified as `domid` (waits until the server accepted it).
-    [[nodiscard]] std::optional<store_client> client_as(store_domid domid) {
+    [[nodiscard]] std::optional<store_client> client_as(store_domid domid,
+                                                        store_way way = store_way::libxenstore) {
         identify_next_as(domid);
         const auto before = connections();
-        auto client = store_client::open(socket_);
+        auto client = store_client::open(socket_, way);
         if (!client || !vdist::test::eventually([&] { return connections() > before; })) {
             return std::nullopt;
         }

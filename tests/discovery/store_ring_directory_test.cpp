@@ -17,7 +17,8 @@ bool readable_within(int fd, std::chrono::milliseconds limit) {
     return ::poll(&ready, 1, static_cast<int>(limit.count())) > 0;
 }
 
-struct StoreRingDirectoryTest : testing::Test {
+/// Through libxenstore and through the direct client (the nodes' way).
+struct StoreRingDirectoryTest : testing::TestWithParam<store_way> {
     served_store store;
     std::unique_ptr<store_ring_directory> one;
     std::unique_ptr<store_ring_directory> two;
@@ -40,8 +41,8 @@ struct StoreRingDirectoryTest : testing::Test {
             ASSERT_TRUE(
                 s.set_permissions(node_entry_path("b@h.x") + "/domid", {{0, access::read}}));
         });
-        auto client_one = store.client_as(1);
-        auto client_two = store.client_as(2);
+        auto client_one = store.client_as(1, GetParam());
+        auto client_two = store.client_as(2, GetParam());
         ASSERT_TRUE(client_one && client_two);
         auto opened_one = store_ring_directory::open(std::move(*client_one), 1);
         auto opened_two = store_ring_directory::open(std::move(*client_two), 2);
@@ -72,13 +73,17 @@ struct StoreRingDirectoryTest : testing::Test {
 
 }  // namespace
 
-TEST_F(StoreRingDirectoryTest, shouldLocateNodeWhenToolstackRegisteredIt) {
+INSTANTIATE_TEST_SUITE_P(BothWays, StoreRingDirectoryTest,
+                         testing::Values(store_way::libxenstore, store_way::direct),
+                         vdist::discovery::test::way_name);
+
+TEST_P(StoreRingDirectoryTest, shouldLocateNodeWhenToolstackRegisteredIt) {
     EXPECT_EQ(one->locate("b@h.x"), 2);
     EXPECT_EQ(one->locate("elsewhere@h"), std::nullopt);
     EXPECT_EQ(one->locate("junk@h"), std::nullopt);  // 70000 is no domid
 }
 
-TEST_F(StoreRingDirectoryTest, shouldDeliverOfferOnceWhenPeerOffers) {
+TEST_P(StoreRingDirectoryTest, shouldDeliverOfferOnceWhenPeerOffers) {
     ASSERT_TRUE(one->offer(2, 7));
     const auto offers = offers_within(*two);
     ASSERT_EQ(offers.size(), 1U);
@@ -96,7 +101,7 @@ TEST_F(StoreRingDirectoryTest, shouldDeliverOfferOnceWhenPeerOffers) {
     EXPECT_TRUE(two->take_offers().empty());
 }
 
-TEST_F(StoreRingDirectoryTest, shouldOfferBothWaysWhenBothSidesConnectAtOnce) {
+TEST_P(StoreRingDirectoryTest, shouldOfferBothWaysWhenBothSidesConnectAtOnce) {
     ASSERT_TRUE(one->offer(2, 1));
     ASSERT_TRUE(two->offer(1, 9));
     const auto to_two = offers_within(*two);
@@ -108,7 +113,7 @@ TEST_F(StoreRingDirectoryTest, shouldOfferBothWaysWhenBothSidesConnectAtOnce) {
     EXPECT_EQ(to_one[0].port, 9U);
 }
 
-TEST_F(StoreRingDirectoryTest, shouldForgetOfferWhenWithdrawnBeforeTaken) {
+TEST_P(StoreRingDirectoryTest, shouldForgetOfferWhenWithdrawnBeforeTaken) {
     ASSERT_TRUE(one->offer(2, 3));
     one->withdraw(2, 3);
     EXPECT_EQ(store.with_server([](store_server& s) { return s.directory(connect_inbox_path(2)); }),
@@ -116,7 +121,7 @@ TEST_F(StoreRingDirectoryTest, shouldForgetOfferWhenWithdrawnBeforeTaken) {
     EXPECT_TRUE(two->take_offers().empty());
 }
 
-TEST_F(StoreRingDirectoryTest, shouldDropJunkWhenInboxHoldsMalformedEntries) {
+TEST_P(StoreRingDirectoryTest, shouldDropJunkWhenInboxHoldsMalformedEntries) {
     store.with_server([](store_server& s) {
         for (const char* junk : {"junk", "1-", "-5", "01-5", "1-5-6", "99999-1"}) {
             ASSERT_TRUE(s.write(connect_inbox_path(2) + "/" + junk, ""));
@@ -131,7 +136,7 @@ TEST_F(StoreRingDirectoryTest, shouldDropJunkWhenInboxHoldsMalformedEntries) {
         << "junk stays";
 }
 
-TEST_F(StoreRingDirectoryTest, shouldRefuseOfferWhenPeerHasNoInbox) {
+TEST_P(StoreRingDirectoryTest, shouldRefuseOfferWhenPeerHasNoInbox) {
     EXPECT_FALSE(one->offer(3, 1));  // no domain 3: domain 1 may not create under /local/domain
 }
 

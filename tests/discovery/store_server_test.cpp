@@ -2,6 +2,7 @@
 #include "vdist/discovery/store_server.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -55,10 +56,17 @@ struct StoreServerTest : testing::Test {
     }
 };
 
+/// The requests a client makes, through libxenstore and through the direct client.
+struct StoreClientTest : StoreServerTest, testing::WithParamInterface<store_way> {};
+
 }  // namespace
 
-TEST_F(StoreServerTest, shouldRoundTripWhenReadWriteMkdirRmDirectory) {
-    auto client = store.client_as(0);
+INSTANTIATE_TEST_SUITE_P(BothWays, StoreClientTest,
+                         testing::Values(store_way::libxenstore, store_way::direct),
+                         vdist::discovery::test::way_name);
+
+TEST_P(StoreClientTest, shouldRoundTripWhenReadWriteMkdirRmDirectory) {
+    auto client = store.client_as(0, GetParam());
     ASSERT_TRUE(client);
     ASSERT_TRUE(client->write("/a/b", "hello"));
     EXPECT_EQ(client->read("/a/b"), "hello");
@@ -76,8 +84,8 @@ TEST_F(StoreServerTest, shouldRoundTripWhenReadWriteMkdirRmDirectory) {
               errno_code(ENOENT));
 }
 
-TEST_F(StoreServerTest, shouldFireWatchWhenRegisteredChangedChildCreatedAndDeleted) {
-    auto client = store.client_as(0);
+TEST_P(StoreClientTest, shouldFireWatchWhenRegisteredChangedChildCreatedAndDeleted) {
+    auto client = store.client_as(0, GetParam());
     ASSERT_TRUE(client);
     ASSERT_TRUE(client->write("/w", ""));
     ASSERT_TRUE(client->watch("/w", "tok"));
@@ -98,8 +106,8 @@ TEST_F(StoreServerTest, shouldFireWatchWhenRegisteredChangedChildCreatedAndDelet
     EXPECT_FALSE(next_event_within(*client, 200ms));
 }
 
-TEST_F(StoreServerTest, shouldNotFireWatchWhenPathIsUnreadable) {
-    auto client = store.client_as(5);
+TEST_P(StoreClientTest, shouldNotFireWatchWhenPathIsUnreadable) {
+    auto client = store.client_as(5, GetParam());
     ASSERT_TRUE(client);
     ASSERT_TRUE(client->watch("/local/domain/6", "foreign"));
     ASSERT_TRUE(next_event_within(*client));  // the initial event
@@ -116,8 +124,8 @@ TEST_F(StoreServerTest, shouldNotFireWatchWhenPathIsUnreadable) {
     EXPECT_FALSE(next_event_within(*client, 200ms));
 }
 
-TEST_F(StoreServerTest, shouldRefuseWhenDomainWritesForeignSubtreeUntilGranted) {
-    auto client = store.client_as(5);
+TEST_P(StoreClientTest, shouldRefuseWhenDomainWritesForeignSubtreeUntilGranted) {
+    auto client = store.client_as(5, GetParam());
     ASSERT_TRUE(client);
     EXPECT_EQ(client->write("/local/domain/6/x", "v").error(), errno_code(EACCES));
     EXPECT_EQ(client->read("/local/domain/6").error(), errno_code(EACCES));
@@ -135,9 +143,9 @@ TEST_F(StoreServerTest, shouldRefuseWhenDomainWritesForeignSubtreeUntilGranted) 
               errno_code(EPERM));
 }
 
-TEST_F(StoreServerTest, shouldFailSecondCommitWithEagainWhenTransactionsConflict) {
-    auto first = store.client_as(0);
-    auto second = store.client_as(0);
+TEST_P(StoreClientTest, shouldFailSecondCommitWithEagainWhenTransactionsConflict) {
+    auto first = store.client_as(0, GetParam());
+    auto second = store.client_as(0, GetParam());
     ASSERT_TRUE(first && second);
     ASSERT_TRUE(first->write("/counter", "0"));
     const auto a = first->transaction_start();
@@ -301,9 +309,9 @@ TEST_F(StoreServerTest, shouldCloseConnectionWhenIdentityIsRefused) {
     expect_still_serving();
 }
 
-TEST_F(StoreServerTest, shouldDropWatchesAndTransactionsWhenDomainIsReleased) {
-    auto client = store.client_as(5);
-    auto other = store.client_as(6);
+TEST_P(StoreClientTest, shouldDropWatchesAndTransactionsWhenDomainIsReleased) {
+    auto client = store.client_as(5, GetParam());
+    auto other = store.client_as(6, GetParam());
     ASSERT_TRUE(client && other);
     ASSERT_TRUE(client->watch("/local/domain/5", "t"));
     ASSERT_TRUE(client->transaction_start());
@@ -323,13 +331,47 @@ TEST_F(StoreServerTest, shouldDropWatchesAndTransactionsWhenDomainIsReleased) {
     EXPECT_FALSE(client->read("/local/domain/5"));  // its connection is gone
 }
 
-TEST_F(StoreServerTest, shouldLeaveNoKeysWhenEverythingWrittenIsRemoved) {
+TEST_P(StoreClientTest, shouldLeaveNoKeysWhenEverythingWrittenIsRemoved) {
     const auto before = store.with_server([](store_server& s) { return s.all_paths(); });
-    auto client = store.client_as(0);
+    auto client = store.client_as(0, GetParam());
     ASSERT_TRUE(client);
     for (int i = 0; i < 50; ++i) {
         ASSERT_TRUE(client->write("/leak/" + std::to_string(i) + "/x", "v"));
     }
     ASSERT_TRUE(client->rm("/leak"));
     EXPECT_EQ(store.with_server([](store_server& s) { return s.all_paths(); }), before);
+}
+
+TEST_F(StoreServerTest, shouldKeepFilenoReadableWhenTheDirectClientReadAnEventWithAReply) {
+    // A watch event that arrives while the direct client waits for a reply is read with it;
+    // the socket then has nothing more, and only fileno() can say that an event waits.
+    auto watcher = store.client_as(5, store_way::direct);
+    auto writer = store.client_as(5, store_way::direct);
+    ASSERT_TRUE(watcher && writer);
+    ASSERT_TRUE(watcher->write(domain_path(5) + "/w", ""));
+    ASSERT_TRUE(watcher->watch(domain_path(5) + "/w", "tok"));
+    ASSERT_TRUE(writer->write(domain_path(5) + "/w/child", "1"));
+    // The server handled that write (and queued the event for the watcher) before it reads
+    // the watcher's next request: the event comes before its reply.
+    ASSERT_TRUE(watcher->read(domain_path(5) + "/w"));
+    pollfd readable{watcher->fileno(), POLLIN, 0};
+    ASSERT_EQ(::poll(&readable, 1, 0), 1) << "fileno() not readable with events kept";
+    std::vector<std::string> paths;
+    while (auto event = watcher->next_event()) {
+        paths.push_back(event->path);
+    }
+    EXPECT_EQ(paths,
+              (std::vector<std::string>{domain_path(5) + "/w", domain_path(5) + "/w/child"}));
+    readable.revents = 0;
+    EXPECT_EQ(::poll(&readable, 1, 0), 0) << "fileno() still readable with no event left";
+}
+
+TEST_F(StoreServerTest, shouldFailEveryRequestWithEioWhenTheStoreClosedTheDirectConnection) {
+    auto client = store.client_as(5, store_way::direct);
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(client->write(domain_path(5) + "/x", "1"));
+    store.with_server([](store_server& s) { s.release_domain(5); });
+    EXPECT_EQ(client->read(domain_path(5) + "/x").error(), errno_code(EIO));
+    EXPECT_EQ(client->write(domain_path(5) + "/x", "2").error(), errno_code(EIO));
+    EXPECT_FALSE(client->next_event());
 }

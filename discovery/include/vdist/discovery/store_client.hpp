@@ -1,12 +1,14 @@
 #pragma once
 /// \file
-/// A XenStore client: libxenstore itself, wrapped. The same code talks to xenstored on Xen
-/// (/dev/xen/xenbus) and to the host store (a Unix socket): libxenstore connects to the path in
-/// XENSTORED_PATH when it is set, and to a Unix socket when that path is one.
+/// A XenStore client, one of two ways (store_way):
+/// - libxenstore itself, wrapped. The same code talks to xenstored on Xen (/dev/xen/xenbus)
+///   and to the host store (a Unix socket): libxenstore connects to the path in
+///   XENSTORED_PATH when it is set, and to a Unix socket when that path is one. It delivers
+///   watch events through a thread of its own (started by the first watch) and a pipe.
+/// - direct: the same wire protocol (xs_wire.hpp) spoken on the host store's socket by this
+///   client, with no thread: a node is a single-threaded process (store_direct.hpp).
 ///
-/// libxenstore delivers watch events through a thread of its own and a pipe (`fileno()`), so
-/// an event loop polls fileno() and drains events with next_event().
-
+/// Either way an event loop polls fileno() and drains events with next_event().
 #include <expected>
 #include <filesystem>
 #include <functional>
@@ -40,13 +42,17 @@ struct watch_event {
 /// 0 = no transaction (XBT_NULL).
 using transaction_id = std::uint32_t;
 
+/// How a client speaks to the host store's socket (see the file's comment).
+enum class store_way { direct, libxenstore };
+
 class store_client {
   public:
     /// Connects as libxenstore does: XENSTORED_PATH, else the Xen device.
     [[nodiscard]] static std::expected<store_client, std::error_code> open();
-    /// Connects to the host store's socket at `socket` (sets XENSTORED_PATH for libxenstore).
+    /// Connects to the host store's socket at `socket`: directly, or through libxenstore
+    /// (which reads XENSTORED_PATH: it is set).
     [[nodiscard]] static std::expected<store_client, std::error_code> open(
-        const std::filesystem::path& socket);
+        const std::filesystem::path& socket, store_way way = store_way::direct);
 
     store_client(store_client&&) noexcept;
     store_client& operator=(store_client&&) noexcept;
