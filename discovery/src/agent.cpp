@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <variant>
 
 #include "vdist/discovery/agent_control.hpp"
@@ -121,6 +122,9 @@ struct host_agent::impl {
     dist::atom self_atom;
     std::map<std::string, slot, std::less<>> slots;
     std::map<store_domid, domain> domains;
+    /// The domids of the domains that are shells (domain::shell()): looked up on every turn of
+    /// the loop, which with hundreds of nodes must not walk them all.
+    std::set<store_domid> shells;
     std::map<int, std::string> control_clients;  // fd -> bytes of the request line so far
     std::vector<listing> listings;
     // A scheduled restart of a slot (a slot that exits is restarted from the loop).
@@ -275,17 +279,12 @@ struct host_agent::impl {
 
     /// A domain shell kept ready (the lowest domid), if any.
     [[nodiscard]] std::optional<store_domid> free_shell() const {
-        for (const auto& [domid, d] : domains) {
-            if (d.shell()) {
-                return domid;
-            }
+        if (shells.empty()) {
+            return std::nullopt;
         }
-        return std::nullopt;
+        return *shells.begin();
     }
-    [[nodiscard]] std::size_t shell_count() const {
-        return static_cast<std::size_t>(
-            std::ranges::count_if(domains, [](const auto& entry) { return entry.second.shell(); }));
-    }
+    [[nodiscard]] std::size_t shell_count() const { return shells.size(); }
     [[nodiscard]] store_domid next_free_domid() {
         while (domains.contains(next_domid) || next_domid == 0) {
             ++next_domid;
@@ -306,6 +305,7 @@ struct host_agent::impl {
         }
         domain& d = domains.at(*domid);
         d.slot_name = s.name;
+        shells.erase(d.domid);
         d.started = steady::now();
         write_node_records(d.domid, s);
         s.domid = d.domid;
@@ -359,6 +359,7 @@ struct host_agent::impl {
         watch(d.channel);
         forking.push_back(domid);
         auto [it, inserted] = domains.emplace(domid, std::move(d));
+        shells.insert(domid);
         send_frame(
             it->second,
             to_term(agent_to_node{domain_message{domid, store->socket_path(), run_dir.string()}},
@@ -499,6 +500,7 @@ struct host_agent::impl {
             // EOF or error: the node is going; the zygote tells when it is gone.
             ::epoll_ctl(epoll, EPOLL_CTL_DEL, d.channel, nullptr);
             d.exiting = true;
+            shells.erase(d.domid);
             break;
         }
         for (;;) {
@@ -614,6 +616,7 @@ struct host_agent::impl {
         }
         domain& d = it->second;
         unwatch_close(d.channel);
+        shells.erase(domid);
         if (d.slot_name.empty()) {
             if (!stopping) {
                 log("domain shell " + std::to_string(domid) + " (pid " + std::to_string(d.os_pid) +
@@ -1016,6 +1019,7 @@ host_agent::~host_agent() {
             ::close(d.channel);
         }
         self_->domains.clear();
+        self_->shells.clear();
         self_->forks.reset();  // the zygote exits (and reaps) once its socket closes
         self_->shutdown();
     }
