@@ -472,16 +472,13 @@ std::expected<void, int> store_model::watch(store_domid domid, connection_id con
     } else {
         return std::unexpected(EINVAL);
     }
-    std::size_t mine = 0;
-    for (const auto& entry : watches_) {
-        if (entry.connection != conn) {
-            continue;
-        }
-        if (entry.path == full && entry.token == token) {
+    const auto [first, last] = watches_.equal_range(full);
+    for (auto it = first; it != last; ++it) {
+        if (it->second.connection == conn && it->second.token == token) {
             return std::unexpected(EEXIST);
         }
-        ++mine;
     }
+    auto& mine = watches_per_connection_[conn];
     if (mine >= max_watches_per_connection) {
         return std::unexpected(E2BIG);
     }
@@ -489,7 +486,9 @@ std::expected<void, int> store_model::watch(store_domid domid, connection_id con
     if (!is_special(path) && path.front() != '/') {
         relative_to = domain_path(domid) + "/";
     }
-    watches_.push_back({conn, domid, full, std::string(token), std::move(relative_to)});
+    ++mine;
+    watches_.emplace(std::move(full),
+                     watch_entry{conn, domid, std::string(token), std::move(relative_to)});
     // As xenstored: every new watch fires once at once (with the path as given).
     deliveries_.push_back({conn, std::string(path), std::string(token)});
     return {};
@@ -505,43 +504,59 @@ std::expected<void, int> store_model::unwatch(store_domid domid, connection_id c
         }
         full = std::move(*canonical);
     }
-    const auto it = std::find_if(watches_.begin(), watches_.end(), [&](const watch_entry& w) {
-        return w.connection == conn && w.path == full && w.token == token;
+    const auto [first, last] = watches_.equal_range(full);
+    const auto it = std::find_if(first, last, [&](const auto& entry) {
+        return entry.second.connection == conn && entry.second.token == token;
     });
-    if (it == watches_.end()) {
+    if (it == last) {
         return std::unexpected(ENOENT);
     }
     watches_.erase(it);
+    if (--watches_per_connection_[conn] == 0) {
+        watches_per_connection_.erase(conn);
+    }
     return {};
 }
 
 void store_model::fire_special(std::string_view name) {
-    for (const auto& entry : watches_) {
-        if (entry.path == name) {
-            deliveries_.push_back({entry.connection, entry.path, entry.token});
-        }
+    const auto [first, last] = watches_.equal_range(name);
+    for (auto it = first; it != last; ++it) {
+        deliveries_.push_back({it->second.connection, it->first, it->second.token});
     }
 }
 
 void store_model::fire(const std::vector<change>& changes) {
+    const auto deliver = [&](const change& changed, const watch_entry& entry,
+                             std::string_view reported) {
+        if (!allowed(entry.domid, changed.permissions, access::read)) {
+            return;
+        }
+        if (!entry.relative_to.empty() && reported.starts_with(entry.relative_to)) {
+            reported.remove_prefix(entry.relative_to.size());
+        }
+        deliveries_.push_back({entry.connection, std::string(reported), entry.token});
+    };
     for (const auto& changed : changes) {
-        for (const auto& entry : watches_) {
-            if (!allowed(entry.domid, changed.permissions, access::read)) {
+        // Watches on the path or an ancestor ("/", "/a", "/a/b", ...): the event names the
+        // changed path.
+        for (std::size_t end = 1; end <= changed.path.size(); ++end) {
+            if (end != 1 && end != changed.path.size() && changed.path[end] != '/') {
                 continue;
             }
-            std::string_view reported;
-            if (is_subpath(entry.path, changed.path)) {
-                reported = changed.path;
-            } else if (changed.removed && is_subpath(changed.path, entry.path)) {
-                // A watched node went with an ancestor: the event names the watched node.
-                reported = entry.path;
-            } else {
-                continue;
+            const auto [first, last] =
+                watches_.equal_range(std::string_view(changed.path).substr(0, end));
+            for (auto it = first; it != last; ++it) {
+                deliver(changed, it->second, changed.path);
             }
-            if (!entry.relative_to.empty() && reported.starts_with(entry.relative_to)) {
-                reported.remove_prefix(entry.relative_to.size());
-            }
-            deliveries_.push_back({entry.connection, std::string(reported), entry.token});
+        }
+        if (!changed.removed) {
+            continue;
+        }
+        // A watched node went with an ancestor: the event names the watched node.
+        const std::string below = changed.path == "/" ? "/" : changed.path + "/";
+        for (auto it = watches_.lower_bound(below);
+             it != watches_.end() && it->first.starts_with(below); ++it) {
+            deliver(changed, it->second, it->first);
         }
     }
     if (&changes == &direct_changes_) {
@@ -550,7 +565,8 @@ void store_model::fire(const std::vector<change>& changes) {
 }
 
 void store_model::drop_connection(connection_id conn) {
-    std::erase_if(watches_, [&](const watch_entry& w) { return w.connection == conn; });
+    std::erase_if(watches_, [&](const auto& entry) { return entry.second.connection == conn; });
+    watches_per_connection_.erase(conn);
     std::erase_if(transactions_,
                   [&](const auto& entry) { return entry.second.connection == conn; });
     std::erase_if(deliveries_, [&](const delivery& d) { return d.connection == conn; });

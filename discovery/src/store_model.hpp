@@ -165,7 +165,6 @@ class store_model {
     struct watch_entry {
         connection_id connection = 0;
         store_domid domid = 0;
-        std::string path;
         std::string token;
         /// For a watch given as a relative path: "/local/domain/<d>/", cut from event paths
         /// (as xenstored reports them relative again).
@@ -184,7 +183,10 @@ class store_model {
     tree tree_;
     std::map<std::uint32_t, transaction> transactions_;
     std::uint32_t next_transaction_ = 1;
-    std::vector<watch_entry> watches_;
+    /// By watched path: a change looks up its path's ancestors (and, removed, its
+    /// descendants), not every watch (a host agent's store has one per node, or more).
+    std::multimap<std::string, watch_entry, std::less<>> watches_;
+    std::map<connection_id, std::size_t> watches_per_connection_;
     std::vector<delivery> deliveries_;
     std::vector<change> direct_changes_;
 };

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <charconv>
 #include <map>
+#include <set>
+#include <utility>
 
 #include "store_model.hpp"
 #include "vdist/discovery/xs_wire.hpp"
@@ -63,6 +65,10 @@ struct store_server::impl {
     int epoll_fd = -1;
     internal::store_model model;
     std::map<connection_id, connection> connections;
+    /// Connections that may have output to flush or be doomed since the last settle(): the
+    /// ones served, the ones events were queued for. settle() looks at these only, not at
+    /// every connection (a host agent serves hundreds, and settles after each request).
+    std::set<connection_id> unsettled;
     connection_id next_connection = 1;
 
     ~impl() {
@@ -158,17 +164,18 @@ struct store_server::impl {
             const auto it = connections.find(event.connection);
             if (it != connections.end()) {
                 queue(it->second, xs::build_watch_event(event.path, event.token));
+                unsettled.insert(event.connection);
             }
         }
-        std::vector<connection_id> doomed;
-        for (auto& [id, conn] : connections) {
-            flush(id, conn);
-            if (conn.doomed) {
-                doomed.push_back(id);
+        for (const auto id : std::exchange(unsettled, {})) {
+            const auto it = connections.find(id);
+            if (it == connections.end()) {
+                continue;
             }
-        }
-        for (const auto id : doomed) {
-            close_connection(id);
+            flush(id, it->second);
+            if (it->second.doomed) {
+                close_connection(id);
+            }
         }
     }
 
@@ -178,6 +185,7 @@ struct store_server::impl {
             return;
         }
         connection& conn = it->second;
+        unsettled.insert(id);
         if ((ready & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) {
             std::array<char, 8192> buffer{};
             while (!conn.doomed) {

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <map>
+#include <set>
+#include <string>
 
 using namespace vdist::discovery;
 using namespace vdist::discovery::internal;
@@ -136,4 +139,44 @@ TEST_F(StoreModelTest, shouldReportRelativePathsWhenWatchWasRelative) {
     ASSERT_EQ(events.size(), 1U);
     EXPECT_EQ(events[0].path, "data/x");
     EXPECT_TRUE(model.unwatch(5, conn_a, "data", "t"));
+}
+
+TEST_F(StoreModelTest, shouldFireEveryWatchOnThePathOrAboveAndNoneOnASiblingSharingItsPrefix) {
+    ASSERT_TRUE(model.write(0, no_connection, 0, "/w/x", ""));
+    for (const char* path : {"/", "/w", "/w/x", "/w/xy", "/w/x/deeper"}) {
+        ASSERT_TRUE(model.watch(0, conn_a, path, path));
+    }
+    ASSERT_TRUE(model.watch(0, conn_b, "/w/x", "b"));  // a second watch on one path
+    (void)model.take_deliveries();
+    ASSERT_TRUE(model.write(0, no_connection, 0, "/w/x/child", "1"));
+    std::multiset<std::string> tokens;
+    for (const auto& event : model.take_deliveries()) {
+        EXPECT_EQ(event.path, "/w/x/child");
+        tokens.insert(event.token);
+    }
+    EXPECT_EQ(tokens, (std::multiset<std::string>{"/", "/w", "/w/x", "b"}));
+    // Removed with its parent: the watch below it hears of it, under its own path.
+    ASSERT_TRUE(model.write(0, no_connection, 0, "/w/x/deeper/leaf", "1"));
+    (void)model.take_deliveries();
+    ASSERT_TRUE(model.rm(0, no_connection, 0, "/w/x"));
+    std::map<std::string, std::string> removed;  // token -> reported path
+    for (const auto& event : model.take_deliveries()) {
+        removed[event.token] = event.path;
+    }
+    EXPECT_EQ(removed.at("/w/x/deeper"), "/w/x/deeper");
+    EXPECT_EQ(removed.at("/w"), "/w/x");
+    EXPECT_FALSE(removed.contains("/w/xy"));
+}
+
+TEST_F(StoreModelTest, shouldRefuseTheSameWatchTwiceAndWatchesBeyondTheLimitPerConnection) {
+    ASSERT_TRUE(model.watch(0, conn_a, "/w", "t"));
+    EXPECT_EQ(model.watch(0, conn_a, "/w", "t").error(), EEXIST);
+    EXPECT_TRUE(model.watch(0, conn_b, "/w", "t"));  // another connection's
+    for (std::size_t i = 1; i < store_model::max_watches_per_connection; ++i) {
+        ASSERT_TRUE(model.watch(0, conn_a, "/w", "t" + std::to_string(i)));
+    }
+    EXPECT_EQ(model.watch(0, conn_a, "/w", "one more").error(), E2BIG);
+    ASSERT_TRUE(model.unwatch(0, conn_a, "/w", "t"));
+    EXPECT_TRUE(model.watch(0, conn_a, "/w", "one more"));
+    EXPECT_EQ(model.unwatch(0, conn_a, "/w", "t").error(), ENOENT);
 }
