@@ -293,7 +293,10 @@ struct host_agent::impl {
     }
 
     /// Starts slot `s` in a domain: a shell made ahead (LightVM's split toolstack: the costly
-    /// part of creating a domain is done before anyone asks), else a new domain.
+    /// part of creating a domain is done before anyone asks), else a new domain. The caller
+    /// then writes the node's records (write_node_records): the config goes first, so that the
+    /// node boots while they are written. No store client sees the difference: the agent
+    /// serves the store, and reads no request before it is done.
     std::expected<store_domid, std::string> start_domain(slot& s) {
         auto domid = free_shell();
         if (!domid) {
@@ -307,7 +310,6 @@ struct host_agent::impl {
         d.slot_name = s.name;
         shells.erase(d.domid);
         d.started = steady::now();
-        write_node_records(d.domid, s);
         s.domid = d.domid;
         s.state = slot_state::starting;
         node_config_message message{
@@ -436,12 +438,13 @@ struct host_agent::impl {
             return;
         }
         if (const auto* n = std::get_if<node_waiter>(&waiter)) {
-            // The requester may connect while the node starts (its records are in the store).
+            // The requester connects while the node starts.
             if (auto it = domains.find(n->requester); it != domains.end()) {
                 send_frame(it->second,
                            to_term(agent_to_node{assigned_reply{n->ref, name, *started}}, atoms));
             }
         }
+        write_node_records(*started, s);
         domains.at(*started).waiters.push_back(std::move(waiter));
     }
 
@@ -685,6 +688,7 @@ struct host_agent::impl {
             ++s->second.generation;
             auto started = start_domain(s->second);
             if (started) {
+                write_node_records(*started, s->second);
                 log("node " + name + " restarted as domid " + std::to_string(*started) +
                     ", generation " + std::to_string(s->second.generation));
             } else {
