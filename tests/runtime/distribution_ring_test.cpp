@@ -457,6 +457,37 @@ TEST_F(DistributionRingTest, shouldCarryMessagesWhenBothNodesBusyPoll) {
     EXPECT_EQ(count_carrier(a.dist(), carrier_kind::ring), 1u);
 }
 
+// A ring without a byte for a while is no longer polled on every turn of the loop but armed
+// (distribution.cpp, ring_cold_after): its peer's next write must wake the node. A busy-polling
+// node polls thousands of times in the pause, and never blocks.
+TEST_F(DistributionRingTest, shouldDeliverOnARingThatWentIdleWhenItsPeerWritesAgain) {
+    for (const auto mode :
+         {transport::wait_mode::busy_poll, transport::wait_mode::spin_then_block}) {
+        SCOPED_TRACE(mode == transport::wait_mode::busy_poll ? "busy_poll" : "spin_then_block");
+        test_host host({{"a@127.0.0.1", 1}, {"b@127.0.0.1", 2}});
+        ring_node a(host, "a@127.0.0.1", 1, 0, {.mode = mode});
+        ring_node b(host, "b@127.0.0.1", 2, 0, {.mode = mode});
+        inbox at_a, at_b;
+        spawn_counter(a.host(), "counter", 1, at_a);
+        spawn_counter(b.host(), "counter", 1, at_b);
+        spawn_sender(a.host(), "counter", "b@127.0.0.1", 1);
+        a.start();
+        b.start();
+        ASSERT_EQ(at_b.wait_for(1).size(), 1u) << ::testing::PrintToString(a.log());
+        std::this_thread::sleep_for(200ms);  // a's ring from b goes idle, a keeps running
+        b.stop();
+        spawn_sender(b.host(), "counter", "a@127.0.0.1", 1);
+        b.start();
+        const auto got = at_a.wait_for(1);
+        ASSERT_EQ(got.size(), 1u) << "a did not read its idle ring: "
+                                  << ::testing::PrintToString(a.log());
+        EXPECT_EQ(got[0], term(tuple{a.host().a("in_order"), std::int64_t{1}}));
+        a.stop();
+        b.stop();
+        EXPECT_EQ(count_carrier(a.dist(), carrier_kind::ring), 1u);
+    }
+}
+
 // The peer runs in a forked process; the test kills it with SIGKILL while a stream goes to it.
 TEST_F(DistributionRingTest, shouldSignalNoconnectionAndReleaseTheRingWhenThePeerIsKilled) {
     test_host host({{"a@127.0.0.1", 1}, {"b@127.0.0.1", 2}});

@@ -216,6 +216,7 @@ class distribution final : public remote_router {
     [[nodiscard]] bool ring_attached(connection& c);
     [[nodiscard]] bool poll_rings();
     [[nodiscard]] bool arm_rings();
+    void heat(connection& c);
     void withdraw_offer(connection& c);
     void accept_ready();
     void epmd_answered();
