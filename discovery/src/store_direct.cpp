@@ -77,7 +77,7 @@ std::expected<std::string, std::error_code> store_direct::request(std::uint32_t 
             continue;
         }
         if (n <= 0) {
-            broken_ = true;
+            lose_connection();
             return std::unexpected(errno_code(EIO));
         }
         sent += static_cast<std::size_t>(n);
@@ -91,7 +91,7 @@ std::expected<std::string, std::error_code> store_direct::request(std::uint32_t 
             return std::unexpected(errno_code(xs::error_from_name(name).value_or(EINVAL)));
         }
         if (broken_ || !receive(true)) {
-            broken_ = true;
+            lose_connection();
             return std::unexpected(errno_code(EIO));
         }
     }
@@ -125,7 +125,7 @@ bool store_direct::receive(bool wait) {
             return false;
         }
         if (n <= 0 || !splitter_.feed({buffer.data(), static_cast<std::size_t>(n)})) {
-            broken_ = true;  // closed, failed, or more than a message's worth unread
+            lose_connection();  // closed, failed, or more than a message's worth unread
             return false;
         }
         return true;
@@ -139,7 +139,7 @@ std::optional<xs::message> store_direct::take_messages(std::uint32_t req_id) {
     for (;;) {
         auto next = splitter_.next();
         if (!next) {
-            broken_ = true;
+            lose_connection();
             return reply;
         }
         if (!*next) {
@@ -151,6 +151,14 @@ std::optional<xs::message> store_direct::take_messages(std::uint32_t req_id) {
             reply = std::move(**next);
         }
         // Anything else answers no request of ours (one at a time): dropped.
+    }
+}
+
+void store_direct::lose_connection() {
+    if (!broken_) {
+        broken_ = true;
+        // A socket at its end stays readable: fileno() would wake its loop for ever.
+        ::epoll_ctl(poll_fd_, EPOLL_CTL_DEL, socket_, nullptr);
     }
 }
 

@@ -55,6 +55,8 @@ class store_direct {
     /// Takes the complete messages read: events are kept, the reply to `req_id` returned.
     [[nodiscard]] std::optional<xs::message> take_messages(std::uint32_t req_id);
     void keep_event(const xs::message& event);
+    /// Broken for good: every request fails with EIO, and fileno() says nothing more.
+    void lose_connection();
 
     int socket_ = -1;
     int poll_fd_ = -1;  ///< epoll: the socket, and kept_fd_

@@ -374,4 +374,6 @@ TEST_F(StoreServerTest, shouldFailEveryRequestWithEioWhenTheStoreClosedTheDirect
     EXPECT_EQ(client->read(domain_path(5) + "/x").error(), errno_code(EIO));
     EXPECT_EQ(client->write(domain_path(5) + "/x", "2").error(), errno_code(EIO));
     EXPECT_FALSE(client->next_event());
+    pollfd readable{client->fileno(), POLLIN, 0};
+    EXPECT_EQ(::poll(&readable, 1, 0), 0) << "fileno() readable for ever at the socket's end";
 }
