@@ -12,6 +12,7 @@ extern "C" {
 #include <string>
 
 #include "store_direct.hpp"
+#include "store_model.hpp"
 
 namespace vdist::discovery {
 
@@ -53,23 +54,6 @@ std::expected<void, std::error_code> done(
         return std::unexpected(reply.error());
     }
     return {};
-}
-
-/// A permission as the wire writes it: its letter, then the domid ("r5").
-std::string perm_text(const permission& p) {
-    return static_cast<char>(p.rights) + std::to_string(p.domain);
-}
-
-std::optional<permission> perm_from_text(std::string_view text) {
-    if (text.size() < 2 || std::string_view("nrwb").find(text[0]) == std::string_view::npos) {
-        return std::nullopt;
-    }
-    store_domid domain = 0;
-    const auto [end, ec] = std::from_chars(text.data() + 1, text.data() + text.size(), domain);
-    if (ec != std::errc() || end != text.data() + text.size()) {
-        return std::nullopt;
-    }
-    return permission{domain, static_cast<access>(text[0])};
 }
 
 std::error_code malformed_reply() {
@@ -204,7 +188,7 @@ std::expected<std::vector<permission>, std::error_code> store_client::get_permis
         }
         std::vector<permission> out;
         for (const auto text : *texts) {
-            const auto p = perm_from_text(text);
+            const auto p = internal::parse_permission(text);
             if (!p) {
                 return std::unexpected(malformed_reply());
             }
@@ -238,11 +222,8 @@ std::expected<std::vector<permission>, std::error_code> store_client::get_permis
 std::expected<void, std::error_code> store_client::set_permissions(
     std::string_view path, const std::vector<permission>& permissions, transaction_id tx) {
     if (auto* direct = handle_->direct.get()) {
-        std::string payload = strings({path});
-        for (const auto& entry : permissions) {
-            payload += strings({perm_text(entry)});
-        }
-        return done(direct->request(xs::XS_SET_PERMS, tx, payload));
+        return done(direct->request(xs::XS_SET_PERMS, tx,
+                                    strings({path}) + internal::format_permissions(permissions)));
     }
     std::vector<xs_permissions> list;
     for (const auto& entry : permissions) {
