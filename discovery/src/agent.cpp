@@ -5,7 +5,6 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include <set>
 #include <variant>
 
+#include "unix_address.hpp"
 #include "vdist/discovery/agent_control.hpp"
 #include "vdist/discovery/agent_protocol.hpp"
 #include "vdist/discovery/store_ring_directory.hpp"
@@ -1063,15 +1063,12 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
 
     self->epoll = ::epoll_create1(EPOLL_CLOEXEC);
     self->control = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    const std::string path = self->control_path.string();
-    if (self->epoll < 0 || self->control < 0 || path.size() >= sizeof address.sun_path) {
+    const auto address = internal::unix_address(self->control_path);
+    if (self->epoll < 0 || self->control < 0 || !address) {
         return std::unexpected(std::make_error_code(std::errc::invalid_argument));
     }
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    ::unlink(path.c_str());
-    if (::bind(self->control, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+    ::unlink(self->control_path.c_str());
+    if (::bind(self->control, reinterpret_cast<const sockaddr*>(&*address), sizeof *address) != 0 ||
         ::listen(self->control, 256) != 0) {
         return std::unexpected(last_error());
     }

@@ -1,25 +1,22 @@
 #include "vdist/discovery/agent_control.hpp"
 
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
+#include "unix_address.hpp"
 namespace vdist::discovery {
 
 std::expected<int, std::error_code> control_send(const std::filesystem::path& dir,
                                                  std::string_view request) {
-    const std::string path = (dir / "agent.sock").string();
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof address.sun_path || request.size() >= max_control_line) {
+    const auto address = internal::unix_address(dir / "agent.sock");
+    if (!address || request.size() >= max_control_line) {
         return std::unexpected(std::make_error_code(std::errc::invalid_argument));
     }
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    if (fd < 0 ||
+        ::connect(fd, reinterpret_cast<const sockaddr*>(&*address), sizeof *address) != 0) {
         const std::error_code error(errno, std::system_category());
         if (fd >= 0) {
             ::close(fd);

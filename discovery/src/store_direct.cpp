@@ -3,13 +3,12 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 
+#include "unix_address.hpp"
 namespace vdist::discovery::internal {
 namespace {
 
@@ -21,12 +20,10 @@ std::error_code errno_code(int error) {
 
 std::expected<std::unique_ptr<store_direct>, std::error_code> store_direct::connect(
     const std::filesystem::path& socket) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (socket.native().size() >= sizeof address.sun_path) {
+    const auto address = unix_address(socket);
+    if (!address) {
         return std::unexpected(errno_code(ENAMETOOLONG));
     }
-    std::memcpy(address.sun_path, socket.c_str(), socket.native().size());
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int poll_fd = ::epoll_create1(EPOLL_CLOEXEC);
     const int kept_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -36,7 +33,7 @@ std::expected<std::unique_ptr<store_direct>, std::error_code> store_direct::conn
     }
     int result = 0;
     do {
-        result = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+        result = ::connect(fd, reinterpret_cast<const sockaddr*>(&*address), sizeof *address);
     } while (result != 0 && errno == EINTR);
     if (result != 0) {
         return std::unexpected(errno_code(errno));

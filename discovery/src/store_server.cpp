@@ -2,7 +2,6 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
@@ -13,6 +12,7 @@
 #include <utility>
 
 #include "store_model.hpp"
+#include "unix_address.hpp"
 #include "vdist/discovery/xs_wire.hpp"
 
 namespace vdist::discovery {
@@ -356,13 +356,10 @@ std::expected<std::unique_ptr<store_server>, std::error_code> store_server::list
     const std::filesystem::path& socket, identify_fn identify) {
     auto self = std::make_unique<impl>();
     self->identify = std::move(identify);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    const std::string text = socket.string();
-    if (text.size() >= sizeof(address.sun_path)) {
+    const auto address = internal::unix_address(socket);
+    if (!address) {
         return std::unexpected(errno_code(ENAMETOOLONG));
     }
-    std::copy(text.begin(), text.end(), address.sun_path);
     self->epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (self->epoll_fd < 0) {
         return std::unexpected(errno_code(errno));
@@ -371,8 +368,8 @@ std::expected<std::unique_ptr<store_server>, std::error_code> store_server::list
     if (fd < 0) {
         return std::unexpected(errno_code(errno));
     }
-    ::unlink(text.c_str());  // a stale socket file from an earlier run
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 ||
+    ::unlink(socket.c_str());  // a stale socket file from an earlier run
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&*address), sizeof *address) != 0 ||
         ::listen(fd, 64) != 0) {
         const int error = errno;
         ::close(fd);
