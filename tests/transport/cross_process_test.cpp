@@ -5,9 +5,13 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "vdist/test/child_process.hpp"
@@ -233,6 +237,61 @@ TEST(HostRendezvousTest, shouldGiveATimedOutLookupsSocketToWaitOnForTheServersAn
         const auto answered = rendezvous.lookup(address, 0ns);
         EXPECT_TRUE(answered) << answered.error().message();
         EXPECT_EQ(rendezvous.pending_lookup(address), -1) << "the lookup took its socket back";
+    }
+    std::filesystem::remove_all(run_dir);
+}
+
+// A server with rings to two peers hands each peer, at its rendezvous, the shares of its own
+// rings only (host_domain::shares_by_peer), also after one of them is gone: every ring maps
+// and carries a message each way.
+TEST(HostRendezvousTest, shouldHandEachPeerTheSharesOfItsOwnRingsOnly) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "vdist-rdv-XXXXXX");
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    const std::filesystem::path run_dir = pattern;
+    {
+        auto server_domain = host_backend::create(1, run_dir);
+        auto second = host_backend::create(2, run_dir);
+        auto third = host_backend::create(3, run_dir);
+        ASSERT_TRUE(server_domain && second && third);
+        const auto orders = ring_orders::for_sizes(4096, 4096);
+        const vchan_address first_to_second{1, 2, "a"}, to_third{1, 3, "b"},
+            again_to_second{1, 2, "c"};
+        auto gone = vchan_server(*server_domain, first_to_second, orders, {});
+        auto server_to_third = vchan_server(*server_domain, to_third, orders, {});
+        auto server_to_second = vchan_server(*server_domain, again_to_second, orders, {});
+        ASSERT_TRUE(gone && server_to_third && server_to_second);
+        gone = std::unexpected(std::make_error_code(std::errc::operation_canceled));
+
+        // Each client attaches on a thread; this one is the server's loop, answering.
+        const auto attach = [](host_backend& client, const vchan_address& address,
+                               ring_channel<host_backend>& server) {
+            std::optional<result<ring_channel<host_backend>>> attached;
+            std::thread client_thread(
+                [&] { attached.emplace(vchan_client(client, address, {}, 10s)); });
+            const auto deadline = std::chrono::steady_clock::now() + 10s;
+            while (!server.wait_connected(1ms) && std::chrono::steady_clock::now() < deadline) {
+                (void)server.consume_notification();
+            }
+            client_thread.join();
+            return std::move(*attached);
+        };
+        auto client_of_third = attach(*third, to_third, *server_to_third);
+        ASSERT_TRUE(client_of_third) << client_of_third.error().message();
+        auto client_of_second = attach(*second, again_to_second, *server_to_second);
+        ASSERT_TRUE(client_of_second) << client_of_second.error().message();
+
+        const std::string text = "over its own pages";
+        const auto bytes = std::as_bytes(std::span(text));
+        for (auto [server, client] : {std::pair{&*server_to_third, &*client_of_third},
+                                      std::pair{&*server_to_second, &*client_of_second}}) {
+            std::vector<std::byte> received(bytes.size());
+            ASSERT_TRUE(server->write_all(bytes, 10s));
+            ASSERT_TRUE(client->read_exact(received, 10s));
+            EXPECT_TRUE(std::ranges::equal(received, bytes));
+            ASSERT_TRUE(client->write_all(bytes, 10s));
+            ASSERT_TRUE(server->read_exact(received, 10s));
+            EXPECT_TRUE(std::ranges::equal(received, bytes));
+        }
     }
     std::filesystem::remove_all(run_dir);
 }

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "poll_fd.hpp"
@@ -91,6 +92,9 @@ struct host_domain {
     std::filesystem::path run_dir;
     std::uint32_t next_share = 1;
     std::map<std::uint32_t, share_entry> shares;
+    /// The keys of `shares` by the peer they are for: a rendezvous hands over the shares for
+    /// its peer without walking those for every other (a parent of hundreds of children).
+    std::set<std::pair<domid_t, std::uint32_t>> shares_by_peer;
     std::size_t shared_pages = 0;
     event_port next_port = 1;
     std::map<event_port, std::weak_ptr<host_link>> unbound;
@@ -150,10 +154,11 @@ result<void> send_hello(int socket, const host_link& link) {
     hello.header.ring_ref = link.offer.ring_ref;
     hello.header.port = link.offer.port;
     std::vector<int> fds{link.give_to_server.get(), link.give_to_client.get()};
-    for (const auto& [id, share] : link.domain->shares) {
-        if (share.peer != link.peer) {
-            continue;
-        }
+    const auto& by_peer = link.domain->shares_by_peer;
+    for (auto it = by_peer.lower_bound({link.peer, 0});
+         it != by_peer.end() && it->first == link.peer; ++it) {
+        const auto id = it->second;
+        const auto& share = link.domain->shares.at(id);
         if (hello.header.share_count == max_hello_shares) {
             return std::unexpected(std::make_error_code(std::errc::too_many_files_open));
         }
@@ -270,7 +275,11 @@ void host_grant_memory::shared_pages::release() noexcept {
     ::munmap(data_, size());
     // Closing our fd frees nothing the peer still maps: the kernel frees the pages with the
     // last mapping, as Xen keeps a granted page until the grantee unmaps it.
-    domain_->shares.erase(internal::share_of(refs_.front()));
+    if (const auto share = domain_->shares.find(internal::share_of(refs_.front()));
+        share != domain_->shares.end()) {
+        domain_->shares_by_peer.erase({share->second.peer, share->first});
+        domain_->shares.erase(share);
+    }
     domain_->shared_pages -= refs_.size();
     data_ = nullptr;
 }
@@ -319,6 +328,7 @@ result<host_grant_memory::shared_pages> host_grant_memory::share(domid_t peer, s
         refs[i] = internal::make_ref(id, i);
     }
     domain.shares[id] = internal::share_entry{peer, std::move(memory), pages};
+    domain.shares_by_peer.insert({peer, id});
     domain.shared_pages += pages;
     return shared_pages(domain_, static_cast<std::byte*>(data), std::move(refs));
 }
