@@ -97,7 +97,9 @@ struct packet_reader::impl {
     bool prepared_own = false;  // the last prepare() handed out the own buffer
     std::size_t prepared = 0;   // its size
 
-    std::array<atom, atom_cache_size> cache{};
+    // The peer's atom cache, made with its first entry: a peer that sends no cache references
+    // (vdist's own nodes) never costs a new connection its 16 KiB.
+    std::unique_ptr<std::array<atom, atom_cache_size>> cache;
     std::bitset<atom_cache_size> cached;
     std::array<atom, max_atom_cache_refs> refs{};  // of the packet being decoded
 
@@ -392,7 +394,7 @@ struct packet_reader::impl {
                                                                    " to empty cache entry " +
                                                                    std::to_string(index));
                 }
-                refs[i] = cache[index];
+                refs[i] = (*cache)[index];
                 continue;
             }
             const std::size_t length_size = long_atoms ? 2 : 1;
@@ -416,7 +418,10 @@ struct packet_reader::impl {
                 return refuse(packet_errc::bad_atom_cache, "more new atoms than the limit");
             }
             at += length;
-            cache[index] = *name;
+            if (!cache) {
+                cache = std::make_unique<std::array<atom, atom_cache_size>>();
+            }
+            (*cache)[index] = *name;
             cached.set(index);
             refs[i] = *name;
         }
