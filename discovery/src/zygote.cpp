@@ -180,8 +180,11 @@ void fork_domain(int socket, const zygote::node_main& run, const std::string& pr
     int channel = -1;
     std::memcpy(&channel, CMSG_DATA(header), sizeof channel);
     const pid_t zygote_pid = ::getpid();
-    std::fflush(nullptr);  // a domain must not flush the zygote's buffers again
-    const pid_t child = ::fork();
+    // _Fork, not fork: no atfork handlers and no locking of malloc's arenas and stdio around
+    // it, whose writes cost the zygote copy-on-write faults after every fork. The zygote has
+    // one thread and calls neither while it forks; it writes nothing through stdio either (its
+    // buffers were flushed before it was forked), so a domain has none to flush again.
+    const pid_t child = ::_Fork();
     if (child == 0) {
         become_domain(channel, request.body.core, zygote_pid, run, program);
     }
