@@ -114,12 +114,14 @@ void move_image_to_huge_pages() {
         },
         &segments);
     std::ranges::sort(segments, {}, &segment::start);
-    for (std::size_t i = 0; i < segments.size(); ++i) {
-        const auto& s = segments[i];
-        const auto next = i + 1 < segments.size() ? segments[i + 1].start : UINTPTR_MAX;
+    // What comes before the code (the headers, the relocations) only the program's start reads.
+    const auto code = std::ranges::find_if(segments, &segment::executable);
+    for (auto s_at = code; s_at != segments.end(); ++s_at) {
+        const auto& s = *s_at;
+        const auto next = s_at + 1 != segments.end() ? s_at[1].start : UINTPTR_MAX;
         const auto last = std::min((s.end + huge - 1) & ~(huge - 1), next) & ~(huge - 1);
         if (s.writable || (s.start & (huge - 1)) != 0 || last <= s.start) {
-            continue;  // written (relocations, data), or not linked for it
+            continue;  // written (data), or not linked for it
         }
         const auto size = last - s.start;
         void* area = ::mmap(nullptr, size + huge, PROT_READ | PROT_WRITE,
