@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <variant>
 
 #include "unix_address.hpp"
@@ -125,6 +126,11 @@ struct host_agent::impl {
     /// The domids of the domains that are shells (domain::shell()): looked up on every turn of
     /// the loop, which with hundreds of nodes must not walk them all.
     std::set<store_domid> shells;
+    /// The domain of each domain process, by its pid (SO_PEERCRED of a store connection, the
+    /// zygote's exit reports): found without walking hundreds of domains.
+    std::unordered_map<pid_t, store_domid> domid_by_pid;
+    /// The domain of each first channel, by its fd (the loop's events).
+    std::unordered_map<int, store_domid> domid_by_channel;
     std::map<int, std::string> control_clients;  // fd -> bytes of the request line so far
     std::vector<listing> listings;
     // A scheduled restart of a slot (a slot that exits is restarted from the loop).
@@ -258,10 +264,8 @@ struct host_agent::impl {
     [[nodiscard]] std::optional<store_domid> domid_of(pid_t pid) {
         const auto deadline = steady::now() + std::chrono::milliseconds(200);
         do {
-            for (const auto& [domid, d] : domains) {
-                if (d.os_pid == pid) {
-                    return domid;
-                }
+            if (const auto found = domid_by_pid.find(pid); found != domid_by_pid.end()) {
+                return found->second;
             }
         } while (await_fork_answers(deadline));
         return std::nullopt;
@@ -359,6 +363,7 @@ struct host_agent::impl {
         d.channel = pair[0];
         ::fcntl(d.channel, F_SETFL, ::fcntl(d.channel, F_GETFL) | O_NONBLOCK);
         watch(d.channel);
+        domid_by_channel[d.channel] = domid;
         forking.push_back(domid);
         auto [it, inserted] = domains.emplace(domid, std::move(d));
         shells.insert(domid);
@@ -576,6 +581,7 @@ struct host_agent::impl {
             if (e->what == zygote::event::kind::spawned) {
                 if (auto it = domains.find(domid); it != domains.end()) {
                     it->second.os_pid = e->pid;
+                    domid_by_pid[e->pid] = domid;
                 }
             } else {
                 failed_forks.emplace_back(domid, e->value);
@@ -598,16 +604,13 @@ struct host_agent::impl {
                 false);
         }
         for (const auto& e : std::exchange(zygote_exits, {})) {
-            for (const auto& [domid, d] : domains) {
-                if (d.os_pid == e.pid) {
-                    const int status = e.value;
-                    domain_exited(domid,
-                                  WIFSIGNALED(status)
-                                      ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                      : "exited with status " + std::to_string(WEXITSTATUS(status)),
-                                  WIFEXITED(status) && WEXITSTATUS(status) == 0);
-                    break;
-                }
+            if (const auto found = domid_by_pid.find(e.pid); found != domid_by_pid.end()) {
+                const int status = e.value;
+                domain_exited(found->second,
+                              WIFSIGNALED(status)
+                                  ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                  : "exited with status " + std::to_string(WEXITSTATUS(status)),
+                              WIFEXITED(status) && WEXITSTATUS(status) == 0);
             }
         }
     }
@@ -618,8 +621,10 @@ struct host_agent::impl {
             return;
         }
         domain& d = it->second;
+        domid_by_channel.erase(d.channel);
         unwatch_close(d.channel);
         shells.erase(domid);
+        domid_by_pid.erase(d.os_pid);
         if (d.slot_name.empty()) {
             if (!stopping) {
                 log("domain shell " + std::to_string(domid) + " (pid " + std::to_string(d.os_pid) +
@@ -957,10 +962,9 @@ struct host_agent::impl {
             control_ready(fd);
             return;
         }
-        for (auto& [domid, d] : domains) {
-            if (fd == d.channel) {
-                channel_ready(d);
-                return;
+        if (const auto found = domid_by_channel.find(fd); found != domid_by_channel.end()) {
+            if (const auto d = domains.find(found->second); d != domains.end()) {
+                channel_ready(d->second);
             }
         }
     }
