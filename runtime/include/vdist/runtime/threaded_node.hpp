@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
@@ -49,8 +50,11 @@ class threaded_node {
         dist_ = std::move(*started);
         self_ = node_.spawn([this](process& self) {
             self.become([this](process&, dist::term message) {
-                std::lock_guard lock(mutex_);
-                received_.push_back(std::move(message));
+                {
+                    std::lock_guard lock(mutex_);
+                    received_.push_back(std::move(message));
+                }
+                arrived_.notify_all();
             });
         });
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -106,19 +110,12 @@ class threaded_node {
     /// Waits until at least `n` messages arrived (or `timeout`), then takes them all.
     [[nodiscard]] std::vector<dist::term> wait_for(std::size_t n,
                                                    std::chrono::milliseconds timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            {
-                std::lock_guard lock(mutex_);
-                if (received_.size() >= n || std::chrono::steady_clock::now() > deadline) {
-                    std::vector<dist::term> out(std::make_move_iterator(received_.begin()),
-                                                std::make_move_iterator(received_.end()));
-                    received_.clear();
-                    return out;
-                }
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
+        std::unique_lock lock(mutex_);
+        (void)arrived_.wait_for(lock, timeout, [&] { return received_.size() >= n; });
+        std::vector<dist::term> out(std::make_move_iterator(received_.begin()),
+                                    std::make_move_iterator(received_.end()));
+        received_.clear();
+        return out;
     }
 
     [[nodiscard]] std::vector<connection_info> connections() {
@@ -157,6 +154,7 @@ class threaded_node {
     int wake_fd_ = -1;
     std::thread thread_;
     std::mutex mutex_;
+    std::condition_variable arrived_;  // received_ grew
     std::deque<std::function<void(node&)>> posted_;
     std::vector<dist::term> received_;
     std::vector<std::string> log_;
