@@ -5,9 +5,11 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/md5.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <random>
@@ -665,11 +667,21 @@ void handshake::fail(handshake_errc code, std::string detail) {
 }
 
 std::uint32_t handshake::new_challenge() {
-    if (config_.random_challenge) {
-        return config_.random_challenge();
+    return config_.random_challenge ? config_.random_challenge() : random_word();
+}
+
+std::uint32_t random_word() {
+    std::uint32_t word = 0;
+    for (;;) {
+        const auto n = ::getrandom(&word, sizeof word, 0);
+        if (n == sizeof word) {
+            return word;
+        }
+        if (n < 0 && errno != EINTR) {
+            std::random_device device;  // no getrandom (a kernel before 3.17)
+            return static_cast<std::uint32_t>(device());
+        }
     }
-    std::random_device device;
-    return static_cast<std::uint32_t>(device());
 }
 
 }  // namespace vdist::dist

@@ -219,7 +219,7 @@ struct distribution::state {
     std::unordered_map<std::string, spawnable> spawnables;  // "module:function"
     std::vector<int> to_flush;  // fds of connections with bytes encoded since the last flush
     bool flush_scheduled = false;
-    std::mt19937 random{std::random_device{}()};
+    std::mt19937 random{dist::random_word()};
     int next_placeholder = 0;  // keys (negative) of connections without a socket
     // Rings.
     std::vector<int> ring_fds;   // keys of connections over a ring
@@ -387,7 +387,6 @@ dist::handshake_config distribution::handshake_config() {
     hs.creation = host_->creation();
     hs.cookie = config_.cookie;
     hs.flags = dist::vdist_flags | (config_.hidden ? 0 : dist::DFLAG_PUBLISHED);
-    hs.random_challenge = [this] { return static_cast<std::uint32_t>(state_->random()); };
     return hs;
 }
 

@@ -120,9 +120,15 @@ struct handshake_config {
     /// Flags the peer must have, after expanding DFLAG_MANDATORY_25_DIGEST; lacking one fails
     /// with missing_flags (an acceptor answers not_allowed first).
     std::uint64_t required_flags = mandatory_flags_25;
-    /// Source of our challenge (a random 32-bit number); tests inject a fixed one.
+    /// Source of our challenge (a random 32-bit number; default: random_word()); tests inject a
+    /// fixed one.
     std::function<std::uint32_t()> random_challenge;
 };
+
+/// 32 random bits from the kernel (getrandom), for challenges and seeds. Not std::random_device:
+/// its construction asks the CPU (cpuid, then rdrand), which a virtual machine traps, and a node
+/// spawned on demand paid tens of microseconds for it.
+[[nodiscard]] std::uint32_t random_word();
 
 /// The outcome of a successful handshake.
 struct handshake_result {
