@@ -5,11 +5,14 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "node_agent.hpp"
@@ -18,6 +21,13 @@
 
 namespace vdist::cli {
 namespace {
+
+/// What each domain process forked by the zygote runs: a node configured over fd `channel`.
+int run_domain_node(int channel) {
+    const int status = run_agent_node(channel);
+    std::fflush(nullptr);
+    return status;
+}
 
 struct host_options {
     std::string dir;
@@ -64,13 +74,7 @@ int run_host(const host_options& options) {
         .restart_period = std::chrono::milliseconds(static_cast<long>(options.period * 1000)),
         .log = nullptr,
     };
-    if (!options.exec) {
-        config.fork_node = [](int fd) {
-            const int status = run_agent_node(fd);
-            std::fflush(nullptr);
-            return status;
-        };
-    }
+    config.exec_zygote = !options.exec;  // the zygote runs run_domain_node (serve_as_host_zygote)
     std::unique_ptr<discovery::agent_store> store;
     if (!discovery::host_store_available()) {
         store = discovery::make_memory_store();
@@ -206,8 +210,8 @@ void add_host_commands(CLI::App& app) {
     h->add_option("--max-restarts", host->max_restarts, "Restart intensity");
     h->add_option("--period", host->period, "Restart period in seconds");
     h->add_flag("--exec", host->exec,
-                "Start nodes with fork + exec of this binary (default: fork only, the agent "
-                "is the nodes' zygote)");
+                "Start nodes with fork + exec of this binary (default: fork only, from a "
+                "zygote the agent execs once)");
     h->callback([host] { check(run_host(*host)); });
 
     auto spawn = std::make_shared<spawn_options>();
@@ -237,6 +241,17 @@ void add_host_commands(CLI::App& app) {
     auto* st = app.add_subcommand("store", "Every key in a host agent's store");
     st->add_option("--dir", *store_dir, "The host's directory")->required();
     st->callback([store_dir] { check(run_simple(*store_dir, "store")); });
+}
+
+void serve_as_host_zygote(const char* socket_fd) {
+    int socket = -1;
+    const std::string_view text(socket_fd);
+    if (std::from_chars(text.data(), text.data() + text.size(), socket).ec != std::errc{} ||
+        socket < 3) {
+        std::fprintf(stderr, "vdist --zygote: not a socket fd: %s\n", socket_fd);
+        std::exit(2);
+    }
+    discovery::serve_as_zygote(socket, run_domain_node);
 }
 
 }  // namespace vdist::cli

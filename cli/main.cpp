@@ -17,8 +17,14 @@
 #include "term.hpp"
 #include "vdist/bench/dist_compare.hpp"
 #include "vdist/bench/transport_compare.hpp"
+#include "vdist/discovery/agent.hpp"
 
 int main(int argc, char** argv) {
+    // A host agent's zygote (vdist host execs it): before the command line's objects exist, so
+    // that the domains it forks start from a fresh heap (discovery/README.md, "The zygote").
+    if (argc == 3 && argv[1] == vdist::discovery::zygote_flag) {
+        vdist::cli::serve_as_host_zygote(argv[2]);
+    }
     CLI::App app{"vdist: Erlang distribution over Xen grant-table rings"};
     app.require_subcommand(1);
 

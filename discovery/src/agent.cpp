@@ -1018,6 +1018,10 @@ std::string_view to_string(restart_policy policy) {
     return "temporary";
 }
 
+void serve_as_zygote(int socket, std::function<int(int channel_fd)> node_main) {
+    zygote::serve_exec(socket, std::move(node_main));
+}
+
 host_agent::host_agent(std::unique_ptr<impl> self) : self_(std::move(self)) {}
 
 host_agent::~host_agent() {
@@ -1049,7 +1053,9 @@ std::expected<std::unique_ptr<host_agent>, std::error_code> host_agent::create(
     self->control_path = self->config.dir / "agent.sock";
     self->self_atom = self->atoms.intern("agent@" + self->config.host_name).value_or(dist::atom{});
     // The zygote first, before the agent holds any socket of its own.
-    auto forks = zygote::start(self->config.fork_node, self->config.node_program);
+    auto forks = self->config.exec_zygote
+                     ? zygote::start_exec(self->config.node_program)
+                     : zygote::start(self->config.fork_node, self->config.node_program);
     if (!forks) {
         return std::unexpected(forks.error());
     }

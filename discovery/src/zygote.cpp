@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "vdist/discovery/agent.hpp"
+
 namespace vdist::discovery {
 namespace {
 
@@ -256,6 +258,48 @@ std::expected<zygote, std::error_code> zygote::start(node_main run, std::filesys
     }
     ::close(pair[1]);
     return zygote(pair[0], pid);
+}
+
+std::expected<zygote, std::error_code> zygote::start_exec(std::filesystem::path program) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        return std::unexpected(std::error_code(errno, std::system_category()));
+    }
+    const std::string fd_text = std::to_string(pair[1]);
+    const std::string path = program.string();
+    std::fflush(nullptr);
+    const pid_t agent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const std::error_code error(errno, std::system_category());
+        ::close(pair[0]);
+        ::close(pair[1]);
+        return std::unexpected(error);
+    }
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // kept across the exec
+        if (::getppid() != agent) {
+            ::_exit(127);  // the agent died before the prctl
+        }
+        // Only fds 0-2 and the socket, which stays open across the exec.
+        const int socket = pair[1];
+        ::close_range(3, static_cast<unsigned>(socket) - 1, 0);
+        ::close_range(static_cast<unsigned>(socket) + 1, ~0U, 0);
+        ::fcntl(socket, F_SETFD, 0);
+        char arg0[] = "vdist";
+        std::string flag(zygote_flag);
+        char* argv[] = {arg0, flag.data(), const_cast<char*>(fd_text.c_str()), nullptr};
+        ::execv(path.c_str(), argv);
+        ::_exit(127);  // the agent sees the socket hang up: the zygote is gone
+    }
+    ::close(pair[1]);
+    return zygote(pair[0], pid);
+}
+
+void zygote::serve_exec(int socket, node_main run) {
+    ::fcntl(socket, F_SETFD, FD_CLOEXEC);
+    move_image_to_huge_pages();
+    serve(socket, run, "");
 }
 
 zygote::zygote(zygote&& other) noexcept

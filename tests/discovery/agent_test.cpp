@@ -206,6 +206,27 @@ TEST_F(HostAgentTest, shouldRunEachNodeAsASingleThreadedProcess) {
     EXPECT_EQ(threads, "1") << "node process " << node.pid;
 }
 
+TEST_F(HostAgentTest, shouldForkItsNodesFromAZygoteExecdAfreshNotFromACopyOfTheAgent) {
+    // A copy of the agent would hand each node the agent's heap to make its own (zygote.hpp).
+    const auto node = spawn("-", "temporary");
+    ASSERT_GT(node.pid, 0);
+    std::ifstream status("/proc/" + std::to_string(node.pid) + "/status");
+    std::string parent;
+    for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("PPid:")) {
+            parent = words_of(line).back();
+        }
+    }
+    ASSERT_FALSE(parent.empty()) << "node process " << node.pid;
+    std::ifstream cmdline("/proc/" + parent + "/cmdline");
+    std::vector<std::string> argv;
+    for (std::string arg; std::getline(cmdline, arg, '\0');) {
+        argv.push_back(arg);
+    }
+    ASSERT_EQ(argv.size(), 3u) << "the node's parent " << parent << " is not an exec'd zygote";
+    EXPECT_EQ(argv[1], "--zygote");
+}
+
 /// A process's mappings: path ("" for anonymous), permissions, size and AnonHugePages in KiB.
 struct mapping {
     std::string path;

@@ -6,7 +6,8 @@
 ///   vdist host --dir DIR
 ///     ├─ DIR/store.sock   the host store (store_server; nodes connect, identified by pid)
 ///     ├─ DIR/agent.sock   control: one line in, lines out (agent_control.hpp)
-///     ├─ a zygote process: forks every domain (and reports its exit), see zygote.hpp
+///     ├─ a zygote process (`vdist --zygote <fd>`, exec'd once): forks every domain (and
+///     │  reports its exit), see zygote.hpp
 ///     └─ per domain d:    a fork of the zygote (running the node, or exec'ing `vdist node
 ///                         --agent-fd 3`), fd 3 = the first channel (agent_protocol.hpp),
 ///                         store records:
@@ -93,6 +94,10 @@ struct agent_config {
     /// node_program (no exec, no dynamic linking). The zygote is single-threaded, so the fork
     /// is safe; the child closes every inherited fd but 0, 1, 2 and 3 first.
     std::function<int(int channel_fd)> fork_node;
+    /// Set: the zygote is node_program itself, exec'd as `node_program --zygote <fd>`, and runs
+    /// its own fork_node (see serve_as_zygote): it starts from a fresh image instead of a copy
+    /// of the agent's memory, so each domain has half as many pages to make its own.
+    bool exec_zygote = false;
     std::string cookie = "vdist";
     std::string wait = "block";  ///< node idle wait: busy | spin | block
     std::int64_t ticktime_ms = 60'000;
@@ -106,6 +111,14 @@ struct agent_config {
     /// One line per event (null: standard error).
     std::function<void(std::string_view)> log;
 };
+
+/// The flag an exec'd zygote is started with (agent_config::exec_zygote), then its socket's fd.
+inline constexpr std::string_view zygote_flag = "--zygote";
+
+/// What node_program does when started with zygote_flag, first thing in main, before it makes
+/// anything a domain would inherit: serves as its agent's zygote on `socket`, forking domains
+/// that run `node_main` with their first channel as fd 3. Never returns.
+[[noreturn]] void serve_as_zygote(int socket, std::function<int(int channel_fd)> node_main);
 
 class host_agent {
   public:
