@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -234,39 +237,12 @@ void fork_domain(int socket, const zygote::node_main& run, const std::string& pr
 
 }  // namespace
 
-std::expected<zygote, std::error_code> zygote::start(node_main run, std::filesystem::path program) {
+std::expected<zygote, std::error_code> zygote::fork_zygote(
+    const std::function<void(int socket)>& become) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
         return std::unexpected(std::error_code(errno, std::system_category()));
     }
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        const std::error_code error(errno, std::system_category());
-        ::close(pair[0]);
-        ::close(pair[1]);
-        return std::unexpected(error);
-    }
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        // Only fds 0-2 and the socket: domains must not inherit the agent's.
-        const int socket = pair[1];
-        ::close_range(3, static_cast<unsigned>(socket) - 1, 0);
-        ::close_range(static_cast<unsigned>(socket) + 1, ~0U, 0);
-        move_image_to_huge_pages();
-        serve(socket, run, program.string());
-    }
-    ::close(pair[1]);
-    return zygote(pair[0], pid);
-}
-
-std::expected<zygote, std::error_code> zygote::start_exec(std::filesystem::path program) {
-    int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-        return std::unexpected(std::error_code(errno, std::system_category()));
-    }
-    const std::string fd_text = std::to_string(pair[1]);
-    const std::string path = program.string();
     std::fflush(nullptr);
     const pid_t agent = ::getpid();
     const pid_t pid = ::fork();
@@ -277,23 +253,39 @@ std::expected<zygote, std::error_code> zygote::start_exec(std::filesystem::path 
         return std::unexpected(error);
     }
     if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // kept across the exec
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // kept across an exec
         if (::getppid() != agent) {
             ::_exit(127);  // the agent died before the prctl
         }
-        // Only fds 0-2 and the socket, which stays open across the exec.
+        // Only fds 0-2 and the socket: domains must not inherit the agent's.
         const int socket = pair[1];
         ::close_range(3, static_cast<unsigned>(socket) - 1, 0);
         ::close_range(static_cast<unsigned>(socket) + 1, ~0U, 0);
-        ::fcntl(socket, F_SETFD, 0);
-        char arg0[] = "vdist";
-        std::string flag(zygote_flag);
-        char* argv[] = {arg0, flag.data(), const_cast<char*>(fd_text.c_str()), nullptr};
-        ::execv(path.c_str(), argv);
-        ::_exit(127);  // the agent sees the socket hang up: the zygote is gone
+        become(socket);
+        ::_exit(127);
     }
     ::close(pair[1]);
     return zygote(pair[0], pid);
+}
+
+std::expected<zygote, std::error_code> zygote::start(node_main run, std::filesystem::path program) {
+    return fork_zygote([&](int socket) {
+        move_image_to_huge_pages();
+        serve(socket, run, program.string());
+    });
+}
+
+std::expected<zygote, std::error_code> zygote::start_exec(std::filesystem::path program) {
+    return fork_zygote([&](int socket) {
+        ::fcntl(socket, F_SETFD, 0);  // open across the exec
+        std::array<char, 16> fd_text{};
+        (void)std::to_chars(fd_text.data(), fd_text.data() + fd_text.size() - 1, socket);
+        char arg0[] = "vdist";
+        std::string flag(zygote_flag);
+        char* argv[] = {arg0, flag.data(), fd_text.data(), nullptr};
+        ::execv(program.c_str(), argv);
+        // _exit(127): the agent sees the socket hang up, the zygote is gone.
+    });
 }
 
 void zygote::serve_exec(int socket, node_main run) {

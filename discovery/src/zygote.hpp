@@ -68,6 +68,10 @@ class zygote {
 
   private:
     zygote(int socket, pid_t pid) noexcept : socket_(socket), pid_(pid) {}
+    /// Forks the zygote process, which keeps only fds 0-2 and its end of the request socket
+    /// and dies with the agent, then calls `become` with that socket (it must not return).
+    [[nodiscard]] static std::expected<zygote, std::error_code> fork_zygote(
+        const std::function<void(int socket)>& become);
 
     int socket_ = -1;
     pid_t pid_ = -1;

@@ -192,31 +192,29 @@ TEST_F(HostAgentTest, shouldStartANodeInADomainShellMadeAheadAndMakeAnotherOne) 
     })) << "the shell taken was not replaced";
 }
 
+/// A field of /proc/<pid>/status ("Threads:", "PPid:"), or "".
+std::string status_field(pid_t pid, std::string_view field) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.starts_with(field)) {
+            return words_of(line).back();
+        }
+    }
+    return "";
+}
+
 TEST_F(HostAgentTest, shouldRunEachNodeAsASingleThreadedProcess) {
     // Its store connection watches its inbox without a thread of libxenstore's (store_way).
     const auto node = spawn("-", "temporary");
     ASSERT_GT(node.pid, 0);
-    std::ifstream status("/proc/" + std::to_string(node.pid) + "/status");
-    std::string threads;
-    for (std::string line; std::getline(status, line);) {
-        if (line.starts_with("Threads:")) {
-            threads = words_of(line).back();
-        }
-    }
-    EXPECT_EQ(threads, "1") << "node process " << node.pid;
+    EXPECT_EQ(status_field(node.pid, "Threads:"), "1") << "node process " << node.pid;
 }
 
 TEST_F(HostAgentTest, shouldForkItsNodesFromAZygoteExecdAfreshNotFromACopyOfTheAgent) {
     // A copy of the agent would hand each node the agent's heap to make its own (zygote.hpp).
     const auto node = spawn("-", "temporary");
     ASSERT_GT(node.pid, 0);
-    std::ifstream status("/proc/" + std::to_string(node.pid) + "/status");
-    std::string parent;
-    for (std::string line; std::getline(status, line);) {
-        if (line.starts_with("PPid:")) {
-            parent = words_of(line).back();
-        }
-    }
+    const std::string parent = status_field(node.pid, "PPid:");
     ASSERT_FALSE(parent.empty()) << "node process " << node.pid;
     std::ifstream cmdline("/proc/" + parent + "/cmdline");
     std::vector<std::string> argv;

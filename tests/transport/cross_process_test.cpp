@@ -207,13 +207,30 @@ TEST_P(CrossProcessTest, shouldReturnFullAndLoseNothingWhenReaderIsSlow) {
     EXPECT_EQ(peer_->output(30s), std::to_string(pattern_checksum(total)) + "\n");
 }
 
+/// A directory of rendezvous sockets for one test, removed with it.
+struct temporary_run_dir {
+    std::filesystem::path path;
+    temporary_run_dir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "vdist-rdv-XXXXXX");
+        if (::mkdtemp(pattern.data()) != nullptr) {
+            path = pattern;
+        }
+    }
+    ~temporary_run_dir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    temporary_run_dir(const temporary_run_dir&) = delete;
+    temporary_run_dir& operator=(const temporary_run_dir&) = delete;
+};
+
 // A client that looks up without blocking (timeout 0, as a node's loop does) before the server
 // has answered gets timed_out and the socket to wait on: readable once the server's loop has
 // answered, after which the next lookup takes the answer at once.
 TEST(HostRendezvousTest, shouldGiveATimedOutLookupsSocketToWaitOnForTheServersAnswer) {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vdist-rdv-XXXXXX");
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    const std::filesystem::path run_dir = pattern;
+    const temporary_run_dir temporary;
+    ASSERT_FALSE(temporary.path.empty());
+    const auto& run_dir = temporary.path;
     {
         auto server_domain = host_backend::create(1, run_dir);
         auto client_domain = host_backend::create(2, run_dir);
@@ -238,16 +255,15 @@ TEST(HostRendezvousTest, shouldGiveATimedOutLookupsSocketToWaitOnForTheServersAn
         EXPECT_TRUE(answered) << answered.error().message();
         EXPECT_EQ(rendezvous.pending_lookup(address), -1) << "the lookup took its socket back";
     }
-    std::filesystem::remove_all(run_dir);
 }
 
 // A server with rings to two peers hands each peer, at its rendezvous, the shares of its own
 // rings only (host_domain::shares_by_peer), also after one of them is gone: every ring maps
 // and carries a message each way.
 TEST(HostRendezvousTest, shouldHandEachPeerTheSharesOfItsOwnRingsOnly) {
-    std::string pattern = (std::filesystem::temp_directory_path() / "vdist-rdv-XXXXXX");
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    const std::filesystem::path run_dir = pattern;
+    const temporary_run_dir temporary;
+    ASSERT_FALSE(temporary.path.empty());
+    const auto& run_dir = temporary.path;
     {
         auto server_domain = host_backend::create(1, run_dir);
         auto second = host_backend::create(2, run_dir);
@@ -293,7 +309,6 @@ TEST(HostRendezvousTest, shouldHandEachPeerTheSharesOfItsOwnRingsOnly) {
             EXPECT_TRUE(std::ranges::equal(received, bytes));
         }
     }
-    std::filesystem::remove_all(run_dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(WaitModes, CrossProcessTest,
