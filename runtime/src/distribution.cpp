@@ -51,6 +51,9 @@ constexpr std::chrono::milliseconds offer_withdrawal_delay{20};
 // about a microsecond each, it was 0.95x).
 constexpr std::chrono::milliseconds ring_cold_after{10};
 constexpr std::uint32_t ring_idle_check = 64;
+// A ring we offered that its peer has not attached to within this is checked against the
+// directory again, and so on: the name may now locate elsewhere (distribution::recheck_offer).
+constexpr std::chrono::milliseconds ring_offer_recheck{100};
 
 [[nodiscard]] std::string errno_text(int error) {
     return std::error_code(error, std::generic_category()).message();
@@ -197,7 +200,8 @@ struct distribution::connection {
     dist::ticker ticker;
     std::uint64_t tick_timer = 0;
     std::uint64_t setup_timer = 0;
-    std::uint64_t withdrawal_timer = 0;  // our taken ring offer's withdrawal (connection_up)
+    std::uint64_t withdrawal_timer = 0;     // our taken ring offer's withdrawal (connection_up)
+    std::uint64_t offer_recheck_timer = 0;  // while our ring is offered (recheck_offer)
     std::uint64_t next_unlink_id = 1;
     connection_stats stats;
 };
@@ -555,7 +559,36 @@ distribution::connection* distribution::start_ring_connection(atom peer, transpo
     connection& c = add_connection(std::move(io), peer, true);
     c.ring_attaching = true;
     c.handshake.emplace(dist::handshake::initiate(handshake_config(), peer.text()));
+    const int key = c.fd;
+    c.offer_recheck_timer =
+        host_->call_after(ring_offer_recheck, [this, key] { recheck_offer(key); });
     return &c;
+}
+
+// Our ring is offered and not attached yet. If the peer's name now locates another domain (or
+// none), the domain we offered it to was a dead incarnation whose record the toolstack had not
+// yet removed: the attempt ends now, as a TCP connect to a dead node is refused, instead of
+// when net_setuptime passes, and the next send locates the new one.
+void distribution::recheck_offer(int key) {
+    const auto found = state_->by_fd.find(key);
+    if (found == state_->by_fd.end()) {
+        return;
+    }
+    connection& c = *found->second;
+    c.offer_recheck_timer = 0;
+    if (!c.ring_attaching || c.ring == nullptr) {
+        return;
+    }
+    const auto domid = config_.directory->locate(c.peer.text());
+    if (domid == c.ring->peer_domid) {
+        c.offer_recheck_timer =
+            host_->call_after(ring_offer_recheck, [this, key] { recheck_offer(key); });
+        return;
+    }
+    close_connection(c,
+                     "ring offered to domain " + std::to_string(c.ring->peer_domid) + ", where " +
+                         std::string(c.peer.text()) + " no longer runs",
+                     true);
 }
 
 // The peer attached to the ring we offered: withdraw the offer and start the handshake.
@@ -1096,6 +1129,9 @@ void distribution::close_connection(connection& c, const std::string& why, bool 
     }
     if (c.tick_timer != 0) {
         host_->cancel_callback(c.tick_timer);
+    }
+    if (c.offer_recheck_timer != 0) {
+        host_->cancel_callback(c.offer_recheck_timer);
     }
     if (c.setup_timer != 0) {
         host_->cancel_callback(c.setup_timer);

@@ -400,9 +400,10 @@ TEST_F(ClusterTest, shouldRestartAndRejoinWhenANodeIsKilledUnderLoad) {
         << ::testing::PrintToString(h->vchan_sockets());
     // ... and traffic resumes: the new incarnation receives from all three, in order. A
     // survivor that reconnected while the agent had not yet removed the dead incarnation's
-    // record offered its ring to the dead domain, and tries again only when net_setuptime
-    // passes (as OTP's attempt to a node that never answers): its stream may come seconds
-    // after the others' first 3000 messages, so the wait is for all three streams.
+    // record offered its ring to the dead domain; it gives that attempt up once the name
+    // locates the new domain (distribution::recheck_offer, every 100 ms), and what it sent
+    // meanwhile is lost with the attempt, as over TCP: its stream may start after the others'
+    // first 3000 messages, so the wait is for all three streams.
     start_traffic(nodes, 0, 64, {victim});  // the new incarnation sends too
     const auto r = wait_received(victim, 3000, 60s, 3);
     ASSERT_TRUE(r.has_value());

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -65,7 +66,14 @@ class watchdog {
     std::thread thread_;
 };
 
-// A ring directory over pipes: a fixed table of co-located names, and one pipe per domain that
+// Where each name runs, shared by one host's directories: a test may move a name, as the
+// toolstack does when a node is restarted in a new domain.
+struct name_table {
+    std::mutex mutex;
+    std::map<std::string, transport::domid_t, std::less<>> where;
+};
+
+// A ring directory over pipes: a table of co-located names, and one pipe per domain that
 // carries offers (8 bytes: from, port) to it. Works across fork().
 class pipe_directory final : public ring_directory {
   public:
@@ -74,17 +82,15 @@ class pipe_directory final : public ring_directory {
         transport::domid_t domid;
         std::array<int, 2> pipe;  // offers to this domain
     };
-    pipe_directory(transport::domid_t self, std::vector<domain> host)
-        : self_(self), host_(std::move(host)) {}
+    pipe_directory(transport::domid_t self, std::vector<domain> host,
+                   std::shared_ptr<name_table> names)
+        : self_(self), host_(std::move(host)), names_(std::move(names)) {}
 
     [[nodiscard]] transport::domid_t self() const override { return self_; }
     [[nodiscard]] std::optional<transport::domid_t> locate(std::string_view name) override {
-        for (const auto& d : host_) {
-            if (d.name == name) {
-                return d.domid;
-            }
-        }
-        return std::nullopt;
+        std::lock_guard lock(names_->mutex);
+        const auto found = names_->where.find(name);
+        return found == names_->where.end() ? std::nullopt : std::optional(found->second);
     }
     [[nodiscard]] bool offer(transport::domid_t peer, std::uint32_t port) override {
         for (const auto& d : host_) {
@@ -119,6 +125,7 @@ class pipe_directory final : public ring_directory {
     }
     transport::domid_t self_;
     std::vector<domain> host_;
+    std::shared_ptr<name_table> names_;
 };
 
 // The names and offer pipes of the nodes on one test host.
@@ -129,6 +136,7 @@ class test_host {
             std::array<int, 2> fds{};
             EXPECT_EQ(::pipe2(fds.data(), O_NONBLOCK | O_CLOEXEC), 0);
             domains_.push_back({name, domid, fds});
+            names_->where[name] = domid;
         }
         char pattern[] = "/tmp/vdist-ring-test.XXXXXX";
         run_dir_ = ::mkdtemp(pattern);
@@ -141,7 +149,12 @@ class test_host {
         std::filesystem::remove_all(run_dir_);
     }
     [[nodiscard]] std::unique_ptr<pipe_directory> directory(transport::domid_t self) const {
-        return std::make_unique<pipe_directory>(self, domains_);
+        return std::make_unique<pipe_directory>(self, domains_, names_);
+    }
+    /// From now on `name` locates domain `domid`.
+    void relocate(const std::string& name, transport::domid_t domid) {
+        std::lock_guard lock(names_->mutex);
+        names_->where[name] = domid;
     }
     [[nodiscard]] const std::filesystem::path& run_dir() const noexcept { return run_dir_; }
     [[nodiscard]] std::size_t sockets_left() const {
@@ -154,6 +167,7 @@ class test_host {
 
   private:
     std::vector<pipe_directory::domain> domains_;
+    std::shared_ptr<name_table> names_ = std::make_shared<name_table>();
     std::filesystem::path run_dir_;
 };
 
@@ -162,6 +176,7 @@ struct ring_options {
     transport::wait_mode mode = transport::wait_mode::spin_then_block;
     std::string cookie = "cookie";
     bool in_directory = true;
+    std::chrono::milliseconds net_setuptime = std::chrono::seconds(7);
 };
 
 // One node with distribution over rings (and TCP), on its own thread once started.
@@ -190,6 +205,7 @@ class ring_node {
             config.directory = directory_.get();
         }
         config.ring_orders = options.orders;
+        config.net_setuptime = options.net_setuptime;
         config.ring_wait.mode = options.mode;
         auto started = distribution::start(node_, std::move(config));
         if (!started) {
@@ -489,6 +505,41 @@ TEST_F(DistributionRingTest, shouldDeliverOnARingThatWentIdleWhenItsPeerWritesAg
 }
 
 // The peer runs in a forked process; the test kills it with SIGKILL while a stream goes to it.
+// The name still locates a dead incarnation's domain (its toolstack has not removed the record
+// yet), so the ring offered there is never attached. Once the name locates the new incarnation,
+// the attempt ends (not when net_setuptime passes), and the next send reaches the new one.
+TEST_F(DistributionRingTest, shouldGiveUpARingOfferedToADeadIncarnationOnceItsNameMoves) {
+    test_host host({{"a@127.0.0.1", 1}, {"b@127.0.0.1", 2}, {"dead@127.0.0.1", 3}});
+    host.relocate("b@127.0.0.1", 3);
+    const ring_options options{.net_setuptime = std::chrono::seconds(60)};
+    ring_node a(host, "a@127.0.0.1", 1, 0, options);
+    ring_node b(host, "b@127.0.0.1", 2, 0, options);
+    inbox at_b;
+    spawn_counter(b.host(), "counter", 1, at_b);
+    spawn_sender(a.host(), "counter", "b@127.0.0.1", 1);
+    a.start();
+    b.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few rechecks
+    const std::string gave_up = "ring offered to domain 3, where b@127.0.0.1 no longer runs";
+    EXPECT_FALSE(a.logged(gave_up)) << "given up while the name still located domain 3";
+    host.relocate("b@127.0.0.1", 2);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!a.logged(gave_up) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(a.logged(gave_up)) << ::testing::PrintToString(a.log());
+    a.stop();
+    spawn_sender(a.host(), "counter", "b@127.0.0.1", 1);
+    a.start();
+    const auto got = at_b.wait_for(1);
+    ASSERT_EQ(got.size(), 1u) << ::testing::PrintToString(a.log());
+    a.stop();
+    b.stop();
+    ASSERT_EQ(a.dist().connections().size(), 1u);
+    EXPECT_EQ(a.dist().connections()[0].carrier, carrier_kind::ring);
+    EXPECT_TRUE(a.dist().connections()[0].up);
+}
+
 TEST_F(DistributionRingTest, shouldSignalNoconnectionAndReleaseTheRingWhenThePeerIsKilled) {
     test_host host({{"a@127.0.0.1", 1}, {"b@127.0.0.1", 2}});
     std::array<int, 2> ready{};

@@ -211,6 +211,7 @@ class distribution final : public remote_router {
                                   std::optional<transport::domid_t> domain = std::nullopt);
     connection& add_connection(std::unique_ptr<byte_carrier> io, atom peer, bool initiated);
     [[nodiscard]] connection* start_ring_connection(atom peer, transport::domid_t domid);
+    void recheck_offer(int key);
     void offers_ready();
     void attach_pending_offers();
     [[nodiscard]] bool ring_attached(connection& c);
